@@ -1,0 +1,1 @@
+"""The course's benchmarks: the figures each lesson's claims rest on. Run ``python -m bench``."""

@@ -1,0 +1,86 @@
+"""Exercise 01, reference solution: turn a buffered app into a streaming one.
+
+``buffered_report`` below is a working WSGI app. It reads rows from a cursor (think of a
+slow database query), builds a whole text report, and only then sends it:
+
+    report
+    <row 1>
+    <row 2>
+    ...
+    total: N rows
+
+Write ``streamed_report``: the same report, but sent as it is made. Lesson 01
+(``lessons/01_buffered_vs_streamed.py`` and its notebook) has everything you need.
+
+Task 1. Send the report piece by piece: the ``report`` line at once, then each row as
+        soon as the cursor gives it, then the ``total`` line. The bytes must be the same
+        as ``buffered_report``'s. Never hold the whole report in memory.
+Task 2. Send the right headers: ``Content-Type: text/plain; charset=utf-8`` and no
+        ``Content-Length`` (you don't know it when the headers go out).
+Task 3. Close the cursor however the stream ends: after the last row, and when the
+        client leaves early (the server then calls ``close()`` on your iterable). And
+        leave nothing open if the server closes your iterable before reading anything.
+
+Grade your work:   python -m pytest exercises/test_01_buffered_vs_streamed.py
+"""
+
+from collections.abc import Callable, Iterable, Iterator
+
+
+def buffered_report(open_rows: Callable[[], Iterator[bytes]]) -> Callable:
+    """Return a WSGI app that sends the whole report once every row is read.
+
+    open_rows: opens a cursor, an iterator of rows (bytes ending in a newline) that has a
+        ``close()`` method.
+    """
+
+    def app(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        rows = open_rows()
+        try:
+            lines = [b"report\n"]
+            for row in rows:
+                lines.append(row)
+        finally:
+            rows.close()
+        lines.append(f"total: {len(lines) - 1} rows\n".encode())
+        body = b"".join(lines)
+        start_response(
+            "200 OK",
+            [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
+        )
+        return [body]
+
+    return app
+
+
+def streamed_report(open_rows: Callable[[], Iterator[bytes]]) -> Callable:
+    """Return a WSGI app that sends the same report as ``buffered_report``, as it is made.
+
+    open_rows: as for ``buffered_report``.
+    """
+
+    def app(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        # Task 2: the headers are stored now and go out with the first piece.
+        start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
+        return report_lines(open_rows)
+
+    return app
+
+
+def report_lines(open_rows: Callable[[], Iterator[bytes]]) -> Iterator[bytes]:
+    """Yield the report line by line (Task 1), closing the cursor however it ends (Task 3).
+
+    The cursor is opened inside the generator, so it is opened only once the server asks
+    for the first piece. Had the app opened it before returning the generator, a server
+    that closes the generator before starting it would never run this ``finally``.
+    """
+    yield b"report\n"
+    rows = open_rows()
+    count = 0
+    try:
+        for row in rows:
+            count += 1
+            yield row
+    finally:
+        rows.close()
+    yield f"total: {count} rows\n".encode()

@@ -1,0 +1,167 @@
+"""Lesson 01: buffered vs streamed.
+
+A WSGI app is a callable ``app(environ, start_response)`` that returns an *iterable of
+bytes*. The server calls it, then loops over what it returned and writes each item to the
+socket. Everything in this course follows from that loop.
+
+**Buffered.** ``return [body]`` hands the server a list with one item. The server can
+send nothing until the app returns, and the app returns only when the whole body is
+built. So the client waits for the slowest part before it sees the first byte, and the
+server holds the whole body in memory (twice, for a moment, while ``b"".join`` copies the
+pieces into one).
+
+**Streamed.** ``return pieces()``, where ``pieces`` is a generator function, hands the
+server an iterator that builds the body one piece at a time. The server writes each piece
+as soon as the generator yields it, so the first byte leaves after the first piece, and
+memory holds one piece, not the body.
+
+**When the status line and headers go out.** ``start_response`` does not send anything: it
+stores the status and headers. PEP 3333 says the server sends them just before the first
+non-empty piece of the body (or at the end, for an empty body). So before the first
+``yield`` the server can send nothing at all, not even the headers: if your first piece is
+slow, the client sees a silent connection. Later lessons yield something small at once
+for that reason.
+
+**Content-Length.** The buffered app knows its length and says so. The streamed app does
+not know it yet, so it leaves the header out, and the server frames the body for us: with
+HTTP/1.1 it uses ``Transfer-Encoding: chunked`` (each piece prefixed by its size in hex;
+lesson 03 shows the bytes on the wire); with HTTP/1.0 it closes the connection at the end.
+
+**A generator is lazy.** Its body does not run when the app returns it; it runs when the
+server asks for the first piece. So check the input and call ``start_response`` *before*
+returning the generator: a bad parameter then becomes a clean 400, while an error inside
+the generator comes after the 200 has gone out.
+
+**close().** When the response ends, however it ends (sent in full, or the client hung
+up), the server calls ``close()`` on the iterable. For a generator that raises
+``GeneratorExit`` at the paused ``yield``, so its ``finally`` blocks run: that is where a
+stream releases what it holds. ``/stats`` counts streams started and closed.
+
+Try it (``python lessons/01_buffered_vs_streamed.py``, or ``python -m lessons``)::
+
+    curl -N 'http://127.0.0.1:8000/streamed?size=1000000&delay=0.01'   # prints as it comes
+    curl -N 'http://127.0.0.1:8000/buffered?size=1000000&delay=0.01'   # all at the end
+
+Notebook: ``notebooks/01_buffered_vs_streamed.ipynb``. Exercise:
+``exercises/01_buffered_vs_streamed.py``. Benchmark: ``python -m bench``.
+"""
+
+import time
+from collections.abc import Callable, Iterator
+
+from werkzeug.exceptions import BadRequest
+from werkzeug.wrappers import Request
+
+from lessons.cli import run_lesson
+from lessons.course import Lesson, Route
+from streamlib import float_param, int_param
+
+MAX_SIZE = 1024**3  # 1 GiB: buffered, that is 2 GiB of server memory
+MAX_PIECE = 1024**2
+MAX_DELAY = 10.0  # seconds between two pieces
+MAX_DURATION = 600.0  # seconds for the whole body: no stream may tie up a server for longer
+MAX_PIECES = 1024**2
+
+LINE = 64  # every line of the body is 64 bytes, so that curl shows it line by line
+FILLER = (b"." * (LINE - 1) + b"\n") * (MAX_PIECE // LINE)
+
+
+def make_piece(number: int, offset: int, length: int) -> bytes:
+    """Return piece ``number`` of the body: ``length`` bytes of 64-byte text lines.
+
+    The first line says which piece it is and where it starts, so a learner watching
+    ``curl -N`` sees the pieces arrive. The rest is filler, made by slicing a ready-made
+    buffer because formatting millions of lines would measure Python, not streaming.
+    """
+    first_line = f"piece {number} starts at byte {offset}".encode()[: LINE - 1].ljust(LINE - 1)
+    first_line += b"\n"
+    if length <= LINE:
+        return first_line[:length]
+    return first_line + FILLER[: length - LINE]
+
+
+def build_pieces(
+    size: int, piece_size: int, delay: float, sleep: Callable[[float], None] = time.sleep
+) -> Iterator[bytes]:
+    """Yield a body of ``size`` bytes in pieces of ``piece_size``, ``delay`` s apart.
+
+    size: the body's length in bytes.
+    piece_size: bytes per piece (the last piece may be shorter).
+    delay: seconds to wait before each piece but the first, standing in for slow work
+        such as a database query per piece.
+    sleep: how to wait; tests pass a fake one so that they do not wait.
+
+    >>> [len(piece) for piece in build_pieces(200, 64, 0.0)]
+    [64, 64, 64, 8]
+    """
+    for number, offset in enumerate(range(0, size, piece_size)):
+        if number and delay:
+            sleep(delay)
+        yield make_piece(number, offset, min(piece_size, size - offset))
+
+
+def read_body_params(environ: dict) -> tuple[int, int, float]:
+    """Read ``size``, ``piece`` and ``delay`` from the query string, or raise a 400."""
+    args = Request(environ).args
+    size = int_param(args, "size", 1_000_000, 0, MAX_SIZE)
+    piece_size = int_param(args, "piece", 8192, 1, MAX_PIECE)
+    delay = float_param(args, "delay", 0.0, 0.0, MAX_DELAY)
+    pieces = -(-size // piece_size)  # ceiling division
+    if pieces > MAX_PIECES:
+        raise BadRequest(
+            f"piece: {size} bytes in pieces of {piece_size} makes {pieces} pieces;"
+            f" at most {MAX_PIECES} are allowed, so use piece={-(-size // MAX_PIECES)} or more"
+        )
+    if (pieces - 1) * delay > MAX_DURATION:
+        raise BadRequest(
+            f"delay: {pieces} pieces {delay:g} s apart would take"
+            f" {(pieces - 1) * delay:.0f} s; keep it under {MAX_DURATION:.0f} s"
+        )
+    return size, piece_size, delay
+
+
+def buffered(environ: dict, start_response: Callable) -> list[bytes]:
+    """Build the whole body, then send it in one piece with its Content-Length."""
+    size, piece_size, delay = read_body_params(environ)
+    body = b"".join(build_pieces(size, piece_size, delay))
+    start_response(
+        "200 OK",
+        [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
+    )
+    return [body]
+
+
+def streamed(environ: dict, start_response: Callable) -> Iterator[bytes]:
+    """Send each piece of the body as soon as it is built."""
+    size, piece_size, delay = read_body_params(environ)
+    start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
+    return build_pieces(size, piece_size, delay)
+
+
+LESSON = Lesson(
+    number=1,
+    slug="buffered_vs_streamed",
+    title="Buffered vs streamed",
+    summary=(
+        "The same body, built slowly in pieces, sent two ways: joined and returned as"
+        " [body], or yielded piece by piece. Compare time to first byte and server memory."
+        " Parameters: size (bytes), piece (bytes per piece), delay (seconds between pieces)."
+    ),
+    routes=(
+        Route(
+            "/buffered",
+            buffered,
+            "the body in one piece, after all of it is built",
+            "/buffered?size=1000000&delay=0.01",
+        ),
+        Route(
+            "/streamed",
+            streamed,
+            "the body piece by piece, as it is built",
+            "/streamed?size=1000000&delay=0.01",
+        ),
+    ),
+)
+
+if __name__ == "__main__":
+    run_lesson(LESSON)

@@ -1,0 +1,82 @@
+"""The command line of the course server (``python -m lessons``) and of each lesson alone.
+
+Both take the same flags; ``--help`` lists them. ``--server werkzeug`` (the default) is
+werkzeug's threaded development server; ``--server gunicorn`` runs the very same app
+under gunicorn, the way lesson 07 deploys it.
+"""
+
+import argparse
+import importlib.util
+import sys
+from collections.abc import Sequence
+
+from lessons import load_lessons
+from lessons.course import Lesson, build_app
+from streamlib import run_gunicorn
+
+
+def make_parser(description: str) -> argparse.ArgumentParser:
+    """Return the argument parser shared by the course server and the lessons."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on")
+    parser.add_argument("--files", metavar="DIR", help="the folder that /files/ serves (lesson 02)")
+    parser.add_argument("--server", choices=("werkzeug", "gunicorn"), default="werkzeug")
+    parser.add_argument(
+        "--worker-class",
+        choices=("sync", "gthread", "gevent"),
+        default="gthread",
+        help="gunicorn's worker class (default gthread: one thread per open stream)",
+    )
+    parser.add_argument("--workers", type=int, default=1, help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, default=64, help="threads per gthread worker")
+    parser.add_argument(
+        "--timeout", type=int, default=30, help="gunicorn's worker timeout, seconds"
+    )
+    parser.add_argument("--redis", metavar="URL", help="the Redis broker for lesson 08")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the course server: every lesson, the index at ``/`` and ``/stats``."""
+    args = make_parser("Serve every lesson of the streamlib course.").parse_args(argv)
+    serve_lessons(load_lessons(), args)
+
+
+def run_lesson(lesson: Lesson, argv: Sequence[str] | None = None) -> None:
+    """Serve one lesson alone, as ``python lessons/NN_slug.py`` does."""
+    args = make_parser(f"Lesson {lesson.number:02d}: {lesson.title}.").parse_args(argv)
+    serve_lessons([lesson], args)
+
+
+def serve_lessons(lessons: Sequence[Lesson], args: argparse.Namespace) -> None:
+    """Print what to try, then serve ``lessons`` with the server that ``args`` names."""
+    base = f"http://{args.host}:{args.port}"
+    for flag, lesson_number in (("--files", 2), ("--redis", 8)):
+        value = getattr(args, flag.lstrip("-"))
+        if value and lesson_number not in {lesson.number for lesson in lessons}:
+            print(f"note: {flag} is for lesson {lesson_number:02d}, not in this server yet")
+    print(f"The course is at {base}/ . Try:")
+    for lesson in lessons:
+        for route in lesson.routes:
+            if route.example:
+                print(f"  curl -N '{base}{route.example}'")
+    print(f"  curl {base}/stats", flush=True)
+    app = build_app(lessons)
+    if args.server == "werkzeug":
+        from werkzeug.serving import run_simple
+
+        run_simple(args.host, args.port, app, threaded=True)
+        return
+    if args.worker_class == "gevent" and importlib.util.find_spec("gevent") is None:
+        sys.exit("--worker-class gevent needs gevent: python -m pip install 'gunicorn[gevent]'")
+    # gunicorn turns a sync worker with threads > 1 into gthread: pass threads to gthread only
+    threads = {"threads": args.threads} if args.worker_class == "gthread" else {}
+    run_gunicorn(
+        app,
+        bind=f"{args.host}:{args.port}",
+        worker_class=args.worker_class,
+        workers=args.workers,
+        timeout=args.timeout,
+        **threads,
+    )

@@ -1,0 +1,143 @@
+"""The course server: every lesson's routes behind one WSGI app, plus ``/`` and ``/stats``.
+
+Each lesson describes itself with a :class:`Lesson` holding its :class:`Route` objects;
+:func:`build_app` mounts them with werkzeug's routing and adds what every route needs:
+
+- clear plain-text 400/404/405 answers, and a bare 500 if a bug slips through (the
+  traceback goes to the server's log, never to the client);
+- ``HEAD`` answered with headers only (werkzeug's dev server leaves that to the app);
+- every streamed response counted by :class:`streamlib.StreamStats` for ``/stats``.
+"""
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import psutil
+from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed, NotFound
+from werkzeug.routing import Map, Rule
+
+from lessons.index_page import render_index
+from streamlib import StreamStats
+
+WSGIApp = Callable[..., Any]
+logger = logging.getLogger("lessons")
+
+
+@dataclass(frozen=True)
+class Route:
+    """One HTTP route of a lesson.
+
+    path: a werkzeug rule such as ``/streamed`` or ``/files/<path:name>``; the matched
+        arguments reach the app in ``environ["wsgiorg.routing_args"]``.
+    app: the WSGI app that answers it. It must check its input and call
+        ``start_response`` *before* it returns its iterable (see ``streamlib.params``).
+    summary: one sentence for the index page.
+    example: a path and query string to try, shown as a ``curl -N`` command.
+    methods: the HTTP methods; ``GET`` also answers ``HEAD``.
+    streams: count its responses in ``/stats``.
+    """
+
+    path: str
+    app: WSGIApp
+    summary: str
+    example: str = ""
+    methods: tuple[str, ...] = ("GET",)
+    streams: bool = True
+
+
+@dataclass(frozen=True)
+class Lesson:
+    """A lesson: its number and slug (as in ``lessons/01_buffered_vs_streamed.py``),
+    a title, a one-paragraph summary, its routes and its browser demos (path, label)."""
+
+    number: int
+    slug: str
+    title: str
+    summary: str
+    routes: tuple[Route, ...]
+    demos: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def name(self) -> str:
+        return f"{self.number:02d}_{self.slug}"
+
+
+def build_app(lessons: Sequence[Lesson], stats: StreamStats | None = None) -> WSGIApp:
+    """Return one WSGI app serving the routes of ``lessons``, ``/`` and ``/stats``.
+
+    lessons: the lessons to mount (``lessons.load_lessons()`` gives them all).
+    stats: where to count streams; a fresh :class:`StreamStats` when omitted.
+    """
+    stats = stats or StreamStats()
+    routes = {route.path: route for lesson in lessons for route in lesson.routes}
+    url_map = Map(
+        [Rule("/", endpoint="/"), Rule("/stats", endpoint="/stats")]
+        + [Rule(path, endpoint=path, methods=route.methods) for path, route in routes.items()]
+    )
+
+    def course_app(environ: dict, start_response: Callable) -> Any:
+        try:
+            endpoint, arguments = url_map.bind_to_environ(environ).match()
+            if endpoint == "/":
+                return _send(environ, start_response, "text/html", render_index(lessons, environ))
+            if endpoint == "/stats":
+                return _send(environ, start_response, "application/json", _stats_json(stats))
+            environ["wsgiorg.routing_args"] = ((), arguments)
+            body = routes[endpoint].app(environ, start_response)
+        except HTTPException as error:
+            return _send_error(environ, start_response, error)
+        except Exception:
+            logger.exception("error in %s %s", environ["REQUEST_METHOD"], environ["PATH_INFO"])
+            return _send_error(environ, start_response, InternalServerError())
+        if environ["REQUEST_METHOD"] == "HEAD":
+            if hasattr(body, "close"):
+                body.close()
+            return []
+        return stats.track(endpoint, body) if routes[endpoint].streams else body
+
+    return course_app
+
+
+def _stats_json(stats: StreamStats) -> str:
+    process = psutil.Process()
+    return json.dumps(
+        {**stats.snapshot(), "pid": os.getpid(), "rss_bytes": process.memory_info().rss}
+    )
+
+
+def _send(environ: dict, start_response: Callable, content_type: str, text: str) -> list[bytes]:
+    body = text.encode()
+    start_response(
+        "200 OK",
+        [("Content-Type", f"{content_type}; charset=utf-8"), ("Content-Length", str(len(body)))],
+    )
+    return [] if environ["REQUEST_METHOD"] == "HEAD" else [body]
+
+
+def _send_error(environ: dict, start_response: Callable, error: HTTPException) -> list[bytes]:
+    """Answer with ``error`` as one line of plain text, e.g. ``400 Bad Request: size: ...``.
+
+    Called inside ``except``: passing ``exc_info`` lets us replace a status that the app
+    had already given to ``start_response`` (allowed until the headers are sent).
+    """
+    method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
+    if isinstance(error, NotFound):
+        description = f"nothing at {path}; the index at / lists every route"
+    elif isinstance(error, MethodNotAllowed):
+        error.valid_methods = sorted(error.valid_methods or [])  # werkzeug's order varies
+        allowed = ", ".join(error.valid_methods)
+        description = f"{method} is not allowed on {path}; use {allowed}"
+    elif isinstance(error, InternalServerError):
+        description = "the server hit a bug; its log says more"
+    else:
+        description = error.description or ""
+    body = f"{error.code} {error.name}: {description}\n".encode()
+    headers = [(k, v) for k, v in error.get_headers(environ) if k.lower() != "content-type"]
+    headers += [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
+    start_response(f"{error.code} {error.name}", headers, sys.exc_info())
+    return [] if method == "HEAD" else [body]

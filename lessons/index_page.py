@@ -1,0 +1,81 @@
+"""The HTML index at ``/``: every lesson, its routes, the curl commands to try, the demos."""
+
+from collections.abc import Sequence
+from html import escape
+from typing import TYPE_CHECKING
+
+from werkzeug.wsgi import get_host
+
+if TYPE_CHECKING:
+    from lessons.course import Lesson
+
+# The whole course, so that the index shows where each lesson stands.
+OUTLINE = (
+    (1, "Buffered vs streamed"),
+    (2, "Streaming a file"),
+    (3, "Manual chunks"),
+    (4, "Server-Sent Events"),
+    (5, "Chunked JSON"),
+    (6, "Streaming AI responses"),
+    (7, "Streaming in production"),
+    (8, "Fan-out beyond one process"),
+)
+
+PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>streamlib: streaming HTTP responses with WSGI</title>
+<style>
+  body {{ font: 16px/1.5 system-ui, sans-serif; max-width: 60rem; margin: 2rem auto;
+         padding: 0 1rem; }}
+  code, pre {{ background: #f4f4f4; padding: 0 .25rem; }}
+  pre {{ padding: .5rem; overflow-x: auto; }}
+  .later {{ color: #888; }}
+</style>
+</head>
+<body>
+<h1>streamlib</h1>
+<p>Stream HTTP responses with WSGI: send data as it is ready instead of buffering it.
+Each lesson below is live on this server. Try its routes with <code>curl -N</code>
+(<code>-N</code> turns off curl's own buffering, so you see each piece as it arrives),
+and watch <a href="/stats"><code>/stats</code></a> count the open streams.</p>
+{lessons}
+</body>
+</html>
+"""
+
+
+def render_index(lessons: Sequence["Lesson"], environ: dict) -> str:
+    """Return the index page, with curl commands that point at the host asked for."""
+    base = f"{environ.get('wsgi.url_scheme', 'http')}://{get_host(environ)}"
+    built = {lesson.number: lesson for lesson in lessons}
+    sections = []
+    for number, title in OUTLINE:
+        lesson = built.get(number)
+        if lesson is None:
+            sections.append(f'<h2 class="later">{number:02d}. {escape(title)} (coming)</h2>')
+        else:
+            sections.append(_lesson_section(lesson, base))
+    return PAGE.format(lessons="\n".join(sections))
+
+
+def _lesson_section(lesson: "Lesson", base: str) -> str:
+    parts = [
+        f'<h2 id="{lesson.name}">{lesson.number:02d}. {escape(lesson.title)}</h2>',
+        f"<p>{escape(lesson.summary)}</p>",
+        f"<p>Alone: <code>python lessons/{lesson.name}.py</code>; notebook: "
+        f"<code>notebooks/{lesson.name}.ipynb</code>; exercise: "
+        f"<code>exercises/{lesson.name}.py</code>.</p>",
+        "<ul>",
+    ]
+    for route in lesson.routes:
+        methods = " ".join(route.methods)
+        parts.append(f"<li><code>{methods} {escape(route.path)}</code>: {escape(route.summary)}")
+        if route.example:
+            parts.append(f"<pre>curl -N '{escape(base + route.example)}'</pre>")
+        parts.append("</li>")
+    for path, label in lesson.demos:
+        parts.append(f'<li>Demo: <a href="{escape(path)}">{escape(label)}</a></li>')
+    parts.append("</ul>")
+    return "\n".join(parts)

@@ -1,0 +1,69 @@
+"""Read numbers from a query string, with bounds, or answer 400 saying why.
+
+A streaming endpoint must check its parameters *before* it starts the stream: once the
+status line has gone out, a bad value can no longer become a clean 400. So every course
+endpoint reads its parameters first, then calls ``start_response``, then returns its
+generator.
+"""
+
+import math
+import re
+from collections.abc import Mapping
+
+from werkzeug.exceptions import BadRequest
+
+# Plain ASCII numbers only: Python's int() and float() also take "1_000", " 4 ", "٣" and
+# "infinity", which no client means to send.
+INTEGER = re.compile(r"[+-]?[0-9]+")
+NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
+def int_param(args: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    """Return the integer query parameter ``name``, or ``default`` when it is absent.
+
+    args: the parsed query string (``werkzeug.Request.args`` or any mapping of str).
+    name: the parameter's name, used in the error message.
+    default: the value when the parameter is absent.
+    low, high: the accepted range, both ends included.
+
+    Raises ``werkzeug.exceptions.BadRequest`` (a 400) whose one-line description says
+    which parameter, what it accepts and what came:
+
+    >>> int_param({"n": "abc"}, "n", 0, 0, 9)
+    Traceback (most recent call last):
+    ...
+    werkzeug.exceptions.BadRequest: 400 Bad Request: n: expected an integer from 0 to 9, got 'abc'
+    """
+    raw = args.get(name)
+    if raw is None:
+        return default
+    expected = f"{name}: expected an integer from {low} to {high}, got {raw!r}"
+    if not INTEGER.fullmatch(raw):
+        raise BadRequest(expected)
+    value = int(raw)
+    if not low <= value <= high:
+        raise BadRequest(expected)
+    return value
+
+
+def float_param(
+    args: Mapping[str, str], name: str, default: float, low: float, high: float
+) -> float:
+    """Return the number query parameter ``name``, or ``default`` when it is absent.
+
+    Same contract as :func:`int_param`; ``nan`` and ``inf`` are refused, so that a
+    value like ``delay=1e999`` is a 400 and not a stream that never ends.
+
+    >>> float_param({"delay": "0.25"}, "delay", 0.0, 0.0, 10.0)
+    0.25
+    """
+    raw = args.get(name)
+    if raw is None:
+        return default
+    expected = f"{name}: expected a number from {low:g} to {high:g}, got {raw!r}"
+    if not NUMBER.fullmatch(raw):
+        raise BadRequest(expected)
+    value = float(raw)
+    if not (math.isfinite(value) and low <= value <= high):
+        raise BadRequest(expected)
+    return value

@@ -1,0 +1,70 @@
+"""Count streams as a server opens and closes them: the figures behind ``GET /stats``.
+
+A stream is *started* when an app hands its iterable to the server and *closed* when the
+server calls ``close()`` on it, which PEP 3333 requires however the response ends: fully
+sent, failed, or abandoned by a client that went away. A stream that is started but never
+closed is a leak, and ``open`` shows it.
+"""
+
+import threading
+from collections import Counter
+from collections.abc import Iterable
+
+from werkzeug.wsgi import ClosingIterator
+
+
+class StreamStats:
+    """Thread-safe counters of started and closed streams, per route.
+
+    >>> stats = StreamStats()
+    >>> body = stats.track("/ticks", iter([b"tick 0\\n"]))
+    >>> stats.snapshot()["open_streams"]
+    1
+    >>> body.close()
+    >>> stats.snapshot()["streams_closed"]
+    1
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._started: Counter[str] = Counter()
+        self._closed: Counter[str] = Counter()
+
+    def track(self, route: str, iterable: Iterable[bytes]) -> Iterable[bytes]:
+        """Count ``iterable`` as a started stream of ``route``; return it wrapped.
+
+        The wrapper is werkzeug's ``ClosingIterator``: its ``close()`` first calls the
+        iterable's own ``close()`` (so a generator's ``finally`` runs), then counts the
+        stream as closed. The wrapper is a class, not a generator, on purpose: a
+        generator that has not started yet ignores ``close()``, so a generator wrapper
+        would never close a stream whose client left before the first chunk.
+        """
+        with self._lock:
+            self._started[route] += 1
+        return ClosingIterator(iterable, lambda: self._count_closed(route))
+
+    def _count_closed(self, route: str) -> None:
+        with self._lock:
+            self._closed[route] += 1
+
+    def snapshot(self) -> dict:
+        """Return the counters as plain data, ready for ``json.dumps``.
+
+        ``open_streams`` is started minus closed: the streams being served right now.
+        ``routes`` holds the same three figures for each route that has seen a stream.
+        """
+        with self._lock:
+            routes = {
+                route: {
+                    "open_streams": self._started[route] - self._closed[route],
+                    "streams_started": self._started[route],
+                    "streams_closed": self._closed[route],
+                }
+                for route in sorted(self._started)
+            }
+        return {
+            "open_streams": sum(r["open_streams"] for r in routes.values()),
+            "streams_started": sum(r["streams_started"] for r in routes.values()),
+            "streams_closed": sum(r["streams_closed"] for r in routes.values()),
+            "routes": routes,
+        }

@@ -1,0 +1,40 @@
+"""Fixtures shared by the project's tests."""
+
+from collections.abc import Iterator
+from types import ModuleType
+
+import pytest
+
+from lessons import load_lesson, load_lessons, spawn_course
+from lessons.course import build_app
+from streamlib import ServerProcess, StreamStats, serve
+
+
+@pytest.fixture
+def stats() -> StreamStats:
+    return StreamStats()
+
+
+@pytest.fixture
+def course_app(stats: StreamStats):
+    """The whole course server as one WSGI app, counting streams in ``stats``."""
+    return build_app(load_lessons(), stats)
+
+
+@pytest.fixture
+def live_url(course_app) -> Iterator[str]:
+    """The course app on werkzeug's threaded server, in this process, on a free port."""
+    with serve(course_app) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def lesson01() -> ModuleType:
+    return load_lesson("01")
+
+
+@pytest.fixture(scope="module")
+def course_process() -> Iterator[ServerProcess]:
+    """One child process running the course on werkzeug, shared by a module's tests."""
+    with spawn_course() as server:
+        yield server

@@ -1,0 +1,34 @@
+"""The benchmark runs end to end (small sizes, one repeat) and reports its targets.
+
+Timing targets are judged by the benchmark itself, not here: this test only proves
+that ``python -m bench`` still works, so its committed results can be remade.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_python_dash_m_bench_quick_writes_a_table_a_plot_and_its_targets(tmp_path):
+    subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--out", str(tmp_path)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    report = (tmp_path / "README.md").read_text()
+    assert "## Lesson 01: buffered vs streamed" in report
+    assert report.count("| werkzeug | streamed |") == 2
+    assert report.count("| gunicorn sync | buffered |") == 2
+    assert "Targets:" in report and "buffered server peak memory grows" in report
+    assert (tmp_path / "01_buffered_vs_streamed.png").stat().st_size > 10_000
+
+
+def test_the_committed_results_meet_every_target():
+    report = (ROOT / "bench" / "results" / "README.md").read_text()
+    assert "--quick" not in report, "commit the results of a full run"
+    assert "- met:" in report
+    assert "MISSED" not in report

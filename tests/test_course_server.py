@@ -1,0 +1,189 @@
+"""The course server: index, /stats, clear errors, HEAD, and its command line."""
+
+import json
+import subprocess
+import sys
+import time
+from html import escape
+from pathlib import Path
+
+import pytest
+import requests
+
+from lessons import lesson_names, load_lesson, load_lessons, spawn_course
+from lessons.course import Lesson, Route, build_app
+from streamlib import call_app, free_port, serve, spawn_server
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_every_lesson_module_describes_itself_and_names_its_parts():
+    for name in lesson_names():
+        lesson = load_lesson(name).LESSON
+        assert lesson.name == name
+        assert lesson.routes, f"{name} has no route"
+        assert (ROOT / "notebooks" / f"{name}.ipynb").exists(), f"{name} has no notebook"
+        assert (ROOT / "exercises" / f"{name}.py").exists(), f"{name} has no exercise"
+        assert (ROOT / "exercises" / "solutions" / f"{name}.py").exists()
+        assert (ROOT / "exercises" / f"test_{name}.py").exists(), f"{name} has no grader"
+
+
+def test_the_index_lists_every_lesson_route_and_curl_command(course_app):
+    response = call_app(course_app, "/", headers={"Host": "example.test:8123"})
+    page = response.read().decode()
+    assert response.header("Content-Type") == "text/html; charset=utf-8"
+    for lesson in load_lessons():
+        assert lesson.title in page
+        for route in lesson.routes:
+            assert route.path in page
+            if route.example:
+                url = escape(f"http://example.test:8123{route.example}")
+                assert f"curl -N '{url}'" in page
+    assert "Fan-out beyond one process" in page, "the index should outline the whole course"
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "status", "says"),
+    [
+        ("/nope", "GET", 404, "404 Not Found: nothing at /nope; the index at / lists every route"),
+        ("/../../etc/passwd", "GET", 404, "404 Not Found"),
+        ("/streamed", "POST", 405, "405 Method Not Allowed: POST is not allowed on /streamed"),
+        ("/streamed?size=abc", "GET", 400, "400 Bad Request: size: expected an integer"),
+    ],
+)
+def test_errors_are_one_plain_line(course_app, path, method, status, says):
+    response = call_app(course_app, path, method)
+    body = response.read().decode()
+    assert response.status_code == status
+    assert response.header("Content-Type") == "text/plain; charset=utf-8"
+    assert body.startswith(says) and body.count("\n") == 1, body
+
+
+def test_405_says_which_methods_are_allowed(course_app):
+    response = call_app(course_app, "/buffered", "DELETE")
+    response.read()
+    assert response.header("Allow") == "GET, HEAD"
+
+
+def crashing_lesson(where: str) -> Lesson:
+    """A lesson whose route has a bug: before start_response, or right after it."""
+
+    def buggy(environ, start_response):
+        if where == "after":
+            start_response("200 OK", [("Content-Type", "text/plain")])
+        raise ZeroDivisionError("secret detail")
+
+    return Lesson(99, "buggy", "Buggy", "A bug.", (Route("/buggy", buggy, "crashes"),))
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_a_bug_is_a_bare_500_and_its_traceback_stays_in_the_log(where, caplog):
+    app = build_app([crashing_lesson(where)])
+    response = call_app(app, "/buggy")
+    body = response.read().decode()
+    assert response.status_code == 500
+    assert "secret detail" not in body and "Traceback" not in body
+    assert body == "500 Internal Server Error: the server hit a bug; its log says more\n"
+    assert "ZeroDivisionError: secret detail" in caplog.text
+
+
+def test_head_sends_the_headers_of_get_and_no_body(course_app, stats):
+    response = call_app(course_app, "/buffered?size=1000", "HEAD")
+    assert response.read() == b""
+    assert response.header("Content-Length") == "1000"
+    assert stats.snapshot()["streams_started"] == 0
+
+
+def test_head_has_no_body_on_the_wire_with_werkzeug_either(live_url):
+    # werkzeug's dev server writes whatever the app yields, even for HEAD: the course
+    # app has to drop the body itself. A raw request shows what really goes out.
+    with requests.Session() as session:
+        response = session.head(live_url + "/streamed?size=5000", timeout=5)
+    assert response.status_code == 200
+    assert response.raw.read() == b""
+
+
+def test_stats_counts_streams_per_route(course_app, stats):
+    for path in ["/streamed?size=10", "/streamed?size=10", "/buffered?size=10"]:
+        call_app(course_app, path).read()
+    half_read = call_app(course_app, "/streamed?size=100&piece=10")
+    half_read.next_piece()
+    counts = call_app(course_app, "/stats").read()
+    half_read.close()
+    snapshot = json.loads(counts)
+    assert snapshot["routes"]["/streamed"] == {
+        "open_streams": 1,
+        "streams_started": 3,
+        "streams_closed": 2,
+    }
+    assert snapshot["open_streams"] == 1 and snapshot["streams_started"] == 4
+    assert snapshot["rss_bytes"] > 0 and snapshot["pid"] > 0
+    assert stats.snapshot()["open_streams"] == 0
+
+
+def test_stats_sees_a_stream_closed_when_its_client_hangs_up(live_url):
+    with requests.get(live_url + "/streamed?size=100000&piece=100&delay=0.02", stream=True) as r:
+        assert r.raw.read1(100)
+        assert requests.get(live_url + "/stats").json()["open_streams"] == 1
+    deadline = time.monotonic() + 10  # the server notices at its next failed write
+    while time.monotonic() < deadline:
+        if requests.get(live_url + "/stats").json()["open_streams"] == 0:
+            break
+        time.sleep(0.02)
+    assert requests.get(live_url + "/stats").json()["routes"]["/streamed"] == {
+        "open_streams": 0,
+        "streams_started": 1,
+        "streams_closed": 1,
+    }
+
+
+def test_python_dash_m_lessons_help_lists_every_flag():
+    shown = subprocess.run(
+        [sys.executable, "-m", "lessons", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for flag in [
+        "--host",
+        "--port",
+        "--files",
+        "--server",
+        "--worker-class",
+        "--workers",
+        "--redis",
+    ]:
+        assert flag in shown
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ("--server", "werkzeug"),
+        ("--server", "gunicorn", "--worker-class", "sync"),
+        ("--server", "gunicorn", "--worker-class", "gthread", "--workers", "2"),
+    ],
+    ids=["werkzeug", "gunicorn-sync", "gunicorn-gthread-2"],
+)
+def test_the_course_server_streams_under_each_server(flags):
+    with spawn_course(*flags) as server:
+        index = requests.get(server.url + "/", timeout=5)
+        body = requests.get(server.url + "/streamed?size=100000", timeout=5).content
+    assert index.status_code == 200 and "Buffered vs streamed" in index.text
+    assert len(body) == 100000
+    if "gunicorn" in flags:
+        worker_class = flags[flags.index("--worker-class") + 1]
+        assert f"Using worker: {worker_class}" in server.log()
+
+
+def test_a_lesson_runs_alone_and_says_what_to_try():
+    port = free_port()
+    script = ROOT / "lessons" / "01_buffered_vs_streamed.py"
+    with spawn_server([sys.executable, str(script), "--port", str(port)], port) as server:
+        body = requests.get(server.url + "/streamed?size=1000", timeout=5).content
+        stats = requests.get(server.url + "/stats", timeout=5).json()
+    assert len(body) == 1000
+    assert stats["routes"]["/streamed"]["streams_closed"] == 1
+    assert f"curl -N 'http://127.0.0.1:{port}/streamed?size=1000000&delay=0.01'" in server.log()
+
+
+def test_serve_runs_the_course_app_in_a_thread(course_app):
+    with serve(course_app) as url:
+        assert requests.get(url + "/stats", timeout=5).json()["open_streams"] == 0

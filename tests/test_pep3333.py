@@ -1,0 +1,55 @@
+"""Every route of every lesson, through ``wsgiref.validate``: read in part, HEAD, bad input.
+
+``call_app`` wraps the app in the validator, which raises AssertionError on anything
+PEP 3333 forbids, and refuses hop-by-hop headers. A later lesson's routes are checked
+here as soon as the lesson lists them.
+"""
+
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import pytest
+
+from lessons import load_lessons
+from streamlib import call_app
+
+ROUTES = [
+    pytest.param(route, id=f"{lesson.name}:{route.path}")
+    for lesson in load_lessons()
+    for route in lesson.routes
+]
+
+
+def example_path(route) -> str:
+    return route.example or route.path
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_route_read_in_part_then_closed_is_valid_wsgi(course_app, stats, route):
+    response = call_app(course_app, example_path(route), route.methods[0])
+    for _ in range(3):
+        try:
+            assert isinstance(response.next_piece(), bytes)
+        except StopIteration:
+            break
+    response.close()
+    assert response.status_code == 200, response.status
+    assert stats.snapshot()["open_streams"] == 0
+
+
+@pytest.mark.parametrize("route", [r for r in ROUTES if "GET" in r.values[0].methods])
+def test_a_route_answers_head_with_headers_only(course_app, route):
+    response = call_app(course_app, example_path(route), "HEAD")
+    assert response.read() == b""
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("route", [r for r in ROUTES if "?" in (r.values[0].example or "")])
+@pytest.mark.parametrize("garbage", ["", "x", "-1", "1e999", "nan", "%00", "9" * 40])
+def test_a_bad_query_parameter_is_a_400_that_names_it(course_app, route, garbage):
+    url = urlsplit(route.example)
+    for name, _ in parse_qsl(url.query):
+        query = urlencode({**dict(parse_qsl(url.query)), name: garbage})
+        response = call_app(course_app, f"{url.path}?{query}", route.methods[0])
+        body = response.read().decode()
+        assert response.status_code == 400, f"{name}={garbage!r} gave {response.status}"
+        assert body.startswith(f"400 Bad Request: {name}: "), body
