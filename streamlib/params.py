@@ -8,9 +8,12 @@ generator.
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 from werkzeug.exceptions import BadRequest
+
+Number = TypeVar("Number", int, float)
 
 # Plain ASCII numbers only: Python's int() and float() also take "1_000", " 4 ", "٣" and
 # "infinity", which no client means to send.
@@ -34,16 +37,7 @@ def int_param(args: Mapping[str, str], name: str, default: int, low: int, high: 
     ...
     werkzeug.exceptions.BadRequest: 400 Bad Request: n: expected an integer from 0 to 9, got 'abc'
     """
-    raw = args.get(name)
-    if raw is None:
-        return default
-    expected = f"{name}: expected an integer from {low} to {high}, got {raw!r}"
-    if not INTEGER.fullmatch(raw):
-        raise BadRequest(expected)
-    value = int(raw)
-    if not low <= value <= high:
-        raise BadRequest(expected)
-    return value
+    return _bounded(args, name, default, low, high, INTEGER, int, "an integer")
 
 
 def float_param(
@@ -57,13 +51,24 @@ def float_param(
     >>> float_param({"delay": "0.25"}, "delay", 0.0, 0.0, 10.0)
     0.25
     """
+    return _bounded(args, name, default, low, high, NUMBER, float, "a number")
+
+
+def _bounded(
+    args: Mapping[str, str],
+    name: str,
+    default: Number,
+    low: Number,
+    high: Number,
+    pattern: re.Pattern[str],
+    convert: Callable[[str], Number],
+    kind: str,
+) -> Number:
     raw = args.get(name)
     if raw is None:
         return default
-    expected = f"{name}: expected a number from {low:g} to {high:g}, got {raw!r}"
-    if not NUMBER.fullmatch(raw):
-        raise BadRequest(expected)
-    value = float(raw)
-    if not (math.isfinite(value) and low <= value <= high):
-        raise BadRequest(expected)
-    return value
+    if pattern.fullmatch(raw):
+        value = convert(raw)
+        if math.isfinite(value) and low <= value <= high:
+            return value
+    raise BadRequest(f"{name}: expected {kind} from {low:g} to {high:g}, got {raw!r}")
