@@ -52,17 +52,15 @@ def run_lesson(lesson: Lesson, argv: Sequence[str] | None = None) -> None:
 def serve_lessons(lessons: Sequence[Lesson], args: argparse.Namespace) -> None:
     """Print what to try, then serve ``lessons`` with the server that ``args`` names."""
     base = f"http://{args.host}:{args.port}"
-    for flag, lesson_number in (("--files", 2), ("--redis", 8)):
-        value = getattr(args, flag.lstrip("-"))
-        if value and lesson_number not in {lesson.number for lesson in lessons}:
-            print(f"note: {flag} is for lesson {lesson_number:02d}, not in this server yet")
+    if args.redis and 8 not in {lesson.number for lesson in lessons}:
+        print("note: --redis is for lesson 08, which this server does not have yet")
     print(f"The course is at {base}/ . Try:")
     for lesson in lessons:
         for route in lesson.routes:
             if route.example:
                 print(f"  curl -N '{base}{route.example}'")
     print(f"  curl {base}/stats", flush=True)
-    app = build_app(lessons)
+    app = build_app(lessons, settings={"course.files": args.files} if args.files else {})
     if args.server == "werkzeug":
         from werkzeug.serving import run_simple
 

@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,17 +67,27 @@ class Lesson:
         return f"{self.number:02d}_{self.slug}"
 
 
-def build_app(lessons: Sequence[Lesson], stats: StreamStats | None = None) -> WSGIApp:
+def build_app(
+    lessons: Sequence[Lesson],
+    stats: StreamStats | None = None,
+    settings: Mapping[str, Any] | None = None,
+) -> WSGIApp:
     """Return one WSGI app serving the routes of ``lessons``, ``/`` and ``/stats``.
 
     lessons: the lessons to mount (``lessons.load_lessons()`` gives them all).
     stats: where to count streams; a fresh :class:`StreamStats` when omitted.
+    settings: the course's settings, put in every request's environ for the lessons to
+        read: ``"course.files"`` is the folder that ``/files/`` serves (lesson 02).
     """
+    settings = dict(settings or {})
     stats = stats or StreamStats()
     routes = {route.path: route for lesson in lessons for route in lesson.routes}
+    # merge_slashes=False: werkzeug would redirect "/files//etc/passwd" to a tidier URL;
+    # a path like that is refused instead (404), never rewritten.
     url_map = Map(
         [Rule("/", endpoint="/"), Rule("/stats", endpoint="/stats")]
-        + [Rule(path, endpoint=path, methods=route.methods) for path, route in routes.items()]
+        + [Rule(path, endpoint=path, methods=route.methods) for path, route in routes.items()],
+        merge_slashes=False,
     )
 
     def course_app(environ: dict, start_response: Callable) -> Any:
@@ -87,6 +97,7 @@ def build_app(lessons: Sequence[Lesson], stats: StreamStats | None = None) -> WS
                 return _send(environ, start_response, "text/html", render_index(lessons, environ))
             if endpoint == "/stats":
                 return _send(environ, start_response, "application/json", _stats_json(stats))
+            environ.update(settings)
             environ["wsgiorg.routing_args"] = ((), arguments)
             body = routes[endpoint].app(environ, start_response)
         except HTTPException as error:
@@ -98,7 +109,7 @@ def build_app(lessons: Sequence[Lesson], stats: StreamStats | None = None) -> WS
             if hasattr(body, "close"):
                 body.close()
             return []
-        return stats.track(endpoint, body) if routes[endpoint].streams else body
+        return stats.track(endpoint, body, environ) if routes[endpoint].streams else body
 
     return course_app
 

@@ -30,17 +30,38 @@ class StreamStats:
         self._started: Counter[str] = Counter()
         self._closed: Counter[str] = Counter()
 
-    def track(self, route: str, iterable: Iterable[bytes]) -> Iterable[bytes]:
-        """Count ``iterable`` as a started stream of ``route``; return it wrapped.
+    def track(
+        self, route: str, iterable: Iterable[bytes], environ: dict | None = None
+    ) -> Iterable[bytes]:
+        """Count ``iterable`` as a started stream of ``route``; return it, closing-aware.
+
+        route: the name to count it under.
+        iterable: the app's response body.
+        environ: the request's environ, to recognise the server's own file wrapper.
 
         The wrapper is werkzeug's ``ClosingIterator``: its ``close()`` first calls the
         iterable's own ``close()`` (so a generator's ``finally`` runs), then counts the
         stream as closed. The wrapper is a class, not a generator, on purpose: a
         generator that has not started yet ignores ``close()``, so a generator wrapper
         would never close a stream whose client left before the first chunk.
+
+        A ``wsgi.file_wrapper`` body is not wrapped: the server checks that the body *is*
+        its wrapper before it uses ``sendfile``. Its ``close`` is replaced instead.
         """
         with self._lock:
             self._started[route] += 1
+        file_wrapper = (environ or {}).get("wsgi.file_wrapper")
+        if isinstance(file_wrapper, type) and isinstance(iterable, file_wrapper):
+            close_file = getattr(iterable, "close", lambda: None)
+
+            def close() -> None:
+                try:
+                    close_file()
+                finally:
+                    self._count_closed(route)
+
+            iterable.close = close  # type: ignore[attr-defined]
+            return iterable
         return ClosingIterator(iterable, lambda: self._count_closed(route))
 
     def _count_closed(self, route: str) -> None:

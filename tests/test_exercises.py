@@ -55,7 +55,7 @@ def committed_stub(name: str, folder: Path) -> Path:
 
 
 def test_there_are_exercises():
-    assert "01_buffered_vs_streamed" in NAMES
+    assert NAMES[:2] == ["01_buffered_vs_streamed", "02_stream_a_file"]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -72,11 +72,16 @@ def test_every_grader_test_fails_on_the_untouched_stub(name, tmp_path):
     assert set(outcomes.values()) == {"failed"}, outcomes
 
 
-# Wrong answers a learner might write, and the grader tests each must fail.
-SOLUTION_01 = (EXERCISES / "solutions" / "01_buffered_vs_streamed.py").read_text()
-MUTANTS_01 = {
-    "buffered_in_disguise": (
-        SOLUTION_01 + "\nstreamed_report = buffered_report\n",
+def solution(name: str) -> str:
+    return (EXERCISES / "solutions" / f"{name}.py").read_text()
+
+
+# Wrong answers a learner might write: the exercise, how to make it from the solution, and
+# the grader tests (by name, or by name prefix for parametrized ones) it must fail.
+MUTANTS = {
+    "01:buffered_in_disguise": (
+        "01_buffered_vs_streamed",
+        lambda s: s + "\nstreamed_report = buffered_report\n",
         {
             "test_task1_sends_the_first_row_before_reading_the_next",
             "test_task1_never_holds_the_whole_report",
@@ -84,8 +89,9 @@ MUTANTS_01 = {
             "test_task1_a_real_client_gets_the_first_row_while_the_rest_is_pending",
         },
     ),
-    "joins_then_yields_once": (
-        SOLUTION_01.replace(
+    "01:joins_then_yields_once": (
+        "01_buffered_vs_streamed",
+        lambda s: s.replace(
             "        return report_lines(open_rows)",
             "        return iter([b''.join(report_lines(open_rows))])",
         ),
@@ -95,29 +101,103 @@ MUTANTS_01 = {
             "test_task1_a_real_client_gets_the_first_row_while_the_rest_is_pending",
         },
     ),
-    "no_finally": (
-        SOLUTION_01.replace("    finally:\n        rows.close()\n", "    rows.close()\n").replace(
+    "01:no_finally": (
+        "01_buffered_vs_streamed",
+        lambda s: s.replace("    finally:\n        rows.close()\n", "    rows.close()\n").replace(
             "    try:\n        for row in rows:", "    if True:\n        for row in rows:"
         ),
         {"test_task3_closes_the_cursor_when_the_client_leaves_early"},
     ),
-    "opens_the_cursor_before_the_generator_starts": (
-        SOLUTION_01.replace(
+    "01:opens_the_cursor_before_the_generator_starts": (
+        "01_buffered_vs_streamed",
+        lambda s: s.replace(
             "        return report_lines(open_rows)",
             "        rows = open_rows()\n        return report_lines(lambda: rows)",
         ),
         {"test_task3_leaves_nothing_open_when_closed_before_the_first_piece"},
     ),
+    "02:reads_the_whole_file": (
+        "02_stream_a_file",
+        lambda s: (
+            s
+            + """
+def iter_file(path, start=0, length=None, chunk_size=65536):
+    with open(path, "rb") as file:
+        data = file.read()
+    data = data[start:] if length is None else data[start : start + length]
+    for offset in range(0, len(data), chunk_size):
+        yield data[offset : offset + chunk_size]
+"""
+        ),
+        {"test_task1_never_holds_the_whole_file"},
+    ),
+    "02:opens_before_the_generator_starts": (
+        "02_stream_a_file",
+        lambda s: (
+            s
+            + """
+def iter_file(path, start=0, length=None, chunk_size=65536):
+    file = open(path, "rb")  # opened now, though the generator may never start
+    file.seek(start)
+    return _chunks(file, length, chunk_size)
+
+
+def _chunks(file, length, chunk_size):
+    with file:
+        remaining = length
+        while remaining is None or remaining > 0:
+            chunk = file.read(chunk_size if remaining is None else min(chunk_size, remaining))
+            if not chunk:
+                return
+            if remaining is not None:
+                remaining -= len(chunk)
+            yield chunk
+"""
+        ),
+        {"test_task3_leaves_nothing_open_when_closed_before_the_first_chunk"},
+    ),
+    "02:no_with": (
+        "02_stream_a_file",
+        lambda s: (
+            s
+            + """
+def iter_file(path, start=0, length=None, chunk_size=65536):
+    file = open(path, "rb")
+    file.seek(start)
+    remaining = length
+    while remaining is None or remaining > 0:
+        chunk = file.read(chunk_size if remaining is None else min(chunk_size, remaining))
+        if not chunk:
+            break
+        if remaining is not None:
+            remaining -= len(chunk)
+        yield chunk
+    file.close()
+"""
+        ),
+        {"test_task3_closes_the_file_itself_when_the_client_leaves"},
+    ),
+    "02:ignores_length": (
+        "02_stream_a_file",
+        lambda s: s.replace("        remaining = length\n", "        remaining = None\n"),
+        {"test_task2_sends_exactly_the_range[", "test_task2_chunks_of_a_range_are_chunk_size_too"},
+    ),
 }
 
 
-@pytest.mark.parametrize("mutant", sorted(MUTANTS_01))
-def test_grader_01_catches_a_wrong_answer(mutant, tmp_path):
-    source, must_fail = MUTANTS_01[mutant]
-    assert source != SOLUTION_01, f"mutant {mutant} changed nothing: fix its replace()"
-    folder = tmp_path / mutant
+@pytest.mark.parametrize("mutant", sorted(MUTANTS))
+def test_a_grader_catches_a_wrong_answer(mutant, tmp_path):
+    name, mutate, must_fail = MUTANTS[mutant]
+    source = mutate(solution(name))
+    assert source != solution(name), f"mutant {mutant} changed nothing: fix its mutation"
+    folder = tmp_path / "mutant"
     folder.mkdir()
-    (folder / "01_buffered_vs_streamed.py").write_text(source)
-    outcomes = grade("01_buffered_vs_streamed", folder, tmp_path)
-    failed = {test for test, outcome in outcomes.items() if outcome == "failed"}
-    assert must_fail <= failed, f"{mutant}: these should have failed: {must_fail - failed}"
+    (folder / f"{name}.py").write_text(source)
+    outcomes = grade(name, folder, tmp_path)
+    failed = [test for test, outcome in outcomes.items() if outcome == "failed"]
+    missed = {want for want in must_fail if not any(f.startswith(want) for f in failed)}
+    assert not missed, f"{mutant}: the grader should have failed {missed}; it failed {failed}"
+
+
+def test_every_exercise_has_wrong_answers_to_catch():
+    assert {name for name, _, _ in MUTANTS.values()} == set(NAMES)

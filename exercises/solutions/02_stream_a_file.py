@@ -1,0 +1,45 @@
+"""Exercise 02, reference solution: stream a file, or a byte range of it, in fixed-size chunks.
+
+Write ``iter_file``: a generator that sends ``length`` bytes of a file, starting at byte
+``start``, in chunks of ``chunk_size`` bytes. It is what lets a server send a 1 GiB
+video with 64 KiB of memory, and answer a ``Range`` request for the middle of it.
+Lesson 02 (``lessons/02_stream_a_file.py`` and its notebook) has everything you need.
+
+Task 1. Yield the file's bytes in chunks of exactly ``chunk_size`` bytes (the last chunk
+        may be shorter). Never read the whole file into memory.
+Task 2. Honour the range: begin at byte ``start``; send ``length`` bytes, or up to the
+        end of the file when ``length`` is None; stop early if the file ends first.
+Task 3. Close the file however the stream ends: after the last chunk, and when the
+        server calls ``close()`` on your generator because the client left. And leave
+        nothing open if the server closes the generator before asking for a chunk.
+
+Grade your work:   python -m pytest exercises/test_02_stream_a_file.py
+"""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def iter_file(
+    path: str | Path, start: int = 0, length: int | None = None, chunk_size: int = 65536
+) -> Iterator[bytes]:
+    """Yield ``length`` bytes of the file at ``path`` from byte ``start``, in chunks.
+
+    path: the file to read.
+    start: the first byte to send (0 is the beginning).
+    length: how many bytes to send; None means up to the end of the file.
+    chunk_size: bytes per chunk (the last chunk may be shorter).
+    """
+    # Opening inside the generator: nothing is opened until the first chunk is asked for,
+    # so a generator closed before it starts has nothing to leak (Task 3).
+    with open(path, "rb") as file:  # the with block closes it however the loop ends
+        file.seek(start)  # Task 2
+        remaining = length
+        while remaining is None or remaining > 0:
+            size = chunk_size if remaining is None else min(chunk_size, remaining)
+            chunk = file.read(size)  # Task 1: one chunk in memory, never the file
+            if not chunk:
+                return  # the file ended first
+            if remaining is not None:
+                remaining -= len(chunk)
+            yield chunk

@@ -1,0 +1,273 @@
+"""Lesson 02: stream a file with constant memory, sendfile, ranges and conditional requests.
+
+**Constant memory.** ``[open(path, "rb").read()]`` holds the whole file: a 1 GiB video
+costs 1 GiB of server memory per download, and the first byte waits for the last one to
+be read. ``streamlib.iter_file`` reads 64 KiB, yields it, and reads the next: memory holds
+one chunk whatever the size, and the first byte leaves at once.
+
+**sendfile.** Better still, do not read the file in Python at all. PEP 3333 lets a server
+offer ``environ["wsgi.file_wrapper"]``: hand it the open file and the server sends it as
+it likes. gunicorn calls ``sendfile(2)``, which copies from the kernel's page cache to the
+socket without the bytes ever entering the process. werkzeug's dev server offers no
+wrapper, so there the generator runs. ``streamlib.file_body`` picks.
+
+**Ranges** (RFC 9110 section 14). A client asks for part of a file with
+``Range: bytes=START-END``; the server answers ``206 Partial Content`` with
+``Content-Range: bytes START-END/SIZE``. That is how a browser seeks in a video without
+downloading what it skips, and how a download manager resumes. Say so with
+``Accept-Ranges: bytes``. Three forms: ``a-b`` (inclusive), ``a-`` (to the end), ``-n``
+(the last n bytes; a suffix longer than the file means the whole file, which werkzeug's
+helper gets wrong and ``streamlib.ranges`` corrects). A range starting past the end is
+``416 Range Not Satisfiable`` with ``Content-Range: bytes */SIZE``. A malformed Range is
+ignored: a plain 200. Several ranges get a plain 200 too: ``multipart/byteranges`` is
+legal but rarely used and easy to abuse.
+
+**Conditional requests** (RFC 9110 section 13). Every answer carries an ``ETag`` (here:
+the modification time and size, in hex) and ``Last-Modified``. A client that has the file
+sends them back as ``If-None-Match`` / ``If-Modified-Since``; if nothing changed the answer
+is ``304 Not Modified`` with no body. ``If-Range`` makes a range conditional: resume only if
+the file is still the same version, otherwise send it all.
+
+**HEAD** answers the headers of GET (length included) and no body; the file is never
+opened, because the generator that would open it is never started.
+
+**Only the folder, nothing else.** The name comes from the URL, so it is hostile until
+proven otherwise: ``streamlib.paths.resolve_under`` refuses ``..`` in every spelling the
+server decodes to it, absolute paths, NUL bytes, backslashes, hidden names and symlinks
+that lead out of the folder. Each is a plain 404: no hint of what exists outside.
+
+Try it (``python lessons/02_stream_a_file.py``, or ``python -m lessons``)::
+
+    curl -N http://127.0.0.1:8000/files/                          # what is served
+    curl -i -r 0-99 http://127.0.0.1:8000/files/tone.wav -o part  # 206, the first 100 bytes
+    curl -i -r 999999999- http://127.0.0.1:8000/files/tone.wav    # 416
+    curl -I http://127.0.0.1:8000/files/tone.wav                  # HEAD: ETag, Accept-Ranges
+    curl -C - -o tone.wav http://127.0.0.1:8000/files/tone.wav    # resume a download
+
+Then open http://127.0.0.1:8000/demo/video and seek. ``--files DIR`` serves your own
+folder; by default the course creates a sample folder on first use.
+
+Notebook: ``notebooks/02_stream_a_file.ipynb``. Exercise: ``exercises/02_stream_a_file.py``.
+"""
+
+import math
+import mimetypes
+import os
+import struct
+import tempfile
+import wave
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from html import escape
+from pathlib import Path
+
+from werkzeug.exceptions import BadRequest, NotFound
+from werkzeug.http import http_date, is_resource_modified
+from werkzeug.utils import get_content_type
+from werkzeug.wrappers import Request
+
+from lessons.cli import run_lesson
+from lessons.course import Lesson, Route
+from streamlib.files import file_body
+from streamlib.paths import resolve_under
+from streamlib.ranges import requested_range
+
+CLIP_NAME = "tone.wav"
+CLIP_SECONDS = 600  # long enough that a browser fetches it in ranges rather than whole
+CLIP_RATE = 8000  # samples per second, 16-bit mono: 16 KB a second
+
+
+def served_folder(environ: dict) -> Path:
+    """The folder ``/files/`` serves: ``--files DIR``, or the course's sample folder."""
+    configured = environ.get("course.files")
+    return Path(configured) if configured else sample_folder()
+
+
+def sample_folder() -> Path:
+    """Return the course's sample folder, creating it and its files on first use.
+
+    It lives in the user's cache (``$XDG_CACHE_HOME`` or ``~/.cache``), under
+    ``streamlib/files``: a short text file and a tone clip for the media demo.
+    """
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    folder = cache / "streamlib" / "files"
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / "hello.txt").exists():
+        _write_atomically(folder / "hello.txt", lambda f: f.write(b"Hello from lesson 02.\n"))
+    if not (folder / CLIP_NAME).exists():
+        _write_atomically(folder / CLIP_NAME, _write_tone)
+    return folder
+
+
+def _write_atomically(path: Path, write: Callable) -> None:
+    # Several gunicorn workers may create the folder at once: write aside, then rename.
+    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as part:
+        write(part)
+    os.replace(part.name, path)
+
+
+def _write_tone(file: object) -> None:
+    """Write a WAV clip of a 400 Hz tone, made with the standard library's ``wave``."""
+    period = CLIP_RATE // 400  # samples per cycle: 20, so one cycle repeats exactly
+    cycle = b"".join(
+        struct.pack("<h", int(8000 * math.sin(2 * math.pi * n / period))) for n in range(period)
+    )
+    with wave.open(file, "wb") as clip:
+        clip.setnchannels(1)
+        clip.setsampwidth(2)
+        clip.setframerate(CLIP_RATE)
+        clip.writeframes(cycle * (CLIP_SECONDS * CLIP_RATE // period))
+
+
+def find_file(environ: dict) -> Path:
+    """The file named in the URL, inside the served folder, or a 404."""
+    name = environ["wsgiorg.routing_args"][1]["name"]
+    path = resolve_under(served_folder(environ), name)
+    if path is None:
+        raise NotFound()
+    return path
+
+
+def content_type(path: Path) -> str:
+    """The file's media type, guessed from its name; text gets ``charset=utf-8``."""
+    mimetype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return get_content_type(mimetype, "utf-8")
+
+
+def serve_file(environ: dict, start_response: Callable) -> Iterable[bytes]:
+    """Send a file from the served folder: 200, 206, 304 or 416, streamed."""
+    path = find_file(environ)
+    stat = path.stat()
+    size = stat.st_size
+    etag = f'"{stat.st_mtime_ns:x}-{size:x}"'
+    last_modified = datetime.fromtimestamp(int(stat.st_mtime), UTC)
+    headers = [
+        ("ETag", etag),
+        ("Last-Modified", http_date(last_modified)),
+        ("Accept-Ranges", "bytes"),
+    ]
+    if not is_resource_modified(environ, etag=etag, last_modified=last_modified):
+        start_response("304 Not Modified", headers)
+        return []
+    byte_range = requested_range(environ, size, etag, last_modified)
+    if byte_range is None:
+        status, (start, stop) = "200 OK", (0, size)
+    else:
+        status, (start, stop) = "206 Partial Content", byte_range
+        headers.append(("Content-Range", f"bytes {start}-{stop - 1}/{size}"))
+    headers += [("Content-Type", content_type(path)), ("Content-Length", str(stop - start))]
+    start_response(status, headers)
+    return file_body(environ, path, start, stop - start)
+
+
+def serve_file_buffered(environ: dict, start_response: Callable) -> list[bytes]:
+    """The way not to do it: read the whole file into memory, then send it."""
+    path = find_file(environ)
+    body = path.read_bytes()
+    start_response(
+        "200 OK", [("Content-Type", content_type(path)), ("Content-Length", str(len(body)))]
+    )
+    return [body]
+
+
+def list_files(environ: dict, start_response: Callable) -> list[bytes]:
+    """List the served folder's files, one ``size name`` line each."""
+    folder = served_folder(environ)
+    lines = [
+        f"{entry.stat().st_size:>12} {entry.name}\n"
+        for entry in sorted(folder.iterdir())
+        if entry.is_file() and not entry.name.startswith(".")
+    ]
+    body = "".join(lines).encode()
+    start_response(
+        "200 OK",
+        [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
+    )
+    return [body]
+
+
+DEMO_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Lesson 02: seeking with Range requests</title>
+<style>body {{ font: 16px/1.5 system-ui, sans-serif; max-width: 50rem; margin: 2rem auto; }}
+{element} {{ width: 100%; }}</style>
+</head>
+<body>
+<h1>Seeking with Range requests</h1>
+<p>The browser asks for <code>/files/{name}</code> with <code>Range: bytes=0-</code> and
+reads a little. When you jump, it asks for <code>bytes=N-</code> from where you jumped, and the
+server answers <code>206 Partial Content</code>: nothing in between is downloaded. Watch the
+parts the browser holds (<code>buffered</code>) below, and the requests in your browser's
+network panel.</p>
+<{element} id="player" controls preload="metadata" src="/files/{name}"></{element}>
+<p><button id="middle">Jump to the middle</button></p>
+<p>Buffered: <span id="buffered">nothing yet</span></p>
+<script>
+const player = document.getElementById("player");
+const shown = document.getElementById("buffered");
+function showBuffered() {{
+  const parts = [];
+  for (let i = 0; i < player.buffered.length; i++) {{
+    const [start, end] = [player.buffered.start(i), player.buffered.end(i)];
+    parts.push(start.toFixed(0) + "-" + end.toFixed(0) + " s");
+  }}
+  shown.textContent = parts.join(", ") || "nothing yet";
+}}
+["progress", "seeked", "loadedmetadata"].forEach((e) => player.addEventListener(e, showBuffered));
+document.getElementById("middle").onclick = () => {{ player.currentTime = player.duration / 2; }};
+</script>
+</body>
+</html>
+"""
+
+
+def demo_video(environ: dict, start_response: Callable) -> list[bytes]:
+    """A page with a media element playing ``?name=`` (default: the tone clip)."""
+    name = Request(environ).args.get("name", CLIP_NAME)
+    path = resolve_under(served_folder(environ), name)
+    if path is None:
+        raise BadRequest(f"name: expected a file in the served folder, got {name!r}")
+    element = "video" if content_type(path).startswith("video/") else "audio"
+    body = DEMO_PAGE.format(name=escape(name), element=element).encode()
+    start_response(
+        "200 OK",
+        [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))],
+    )
+    return [body]
+
+
+LESSON = Lesson(
+    number=2,
+    slug="stream_a_file",
+    title="Streaming a file",
+    summary=(
+        "Files sent in 64 KiB chunks (or by sendfile under gunicorn) with flat memory at any"
+        " size; Range requests (206, 416), ETag and Last-Modified (304), HEAD; and no way out"
+        " of the served folder."
+    ),
+    routes=(
+        Route("/files/", list_files, "the served folder's files", "/files/", streams=False),
+        Route(
+            "/files/<path:name>", serve_file, "a file, streamed, with ranges", "/files/hello.txt"
+        ),
+        Route(
+            "/files-buffered/<path:name>",
+            serve_file_buffered,
+            "the same file read whole into memory first (for comparison)",
+            "/files-buffered/hello.txt",
+        ),
+        Route(
+            "/demo/video",
+            demo_video,
+            "a media element that seeks with Range requests",
+            "/demo/video?name=tone.wav",
+            streams=False,
+        ),
+    ),
+    demos=(("/demo/video", "seek in a media clip"),),
+)
+
+if __name__ == "__main__":
+    run_lesson(LESSON)

@@ -1,0 +1,239 @@
+"""Lesson 02, streaming a file: ranges, conditional requests, HEAD, safety, memory.
+
+The HTTP cases run against both servers the course uses: werkzeug's dev server (no
+``wsgi.file_wrapper``: the generator streams) and gunicorn (the wrapper: sendfile).
+"""
+
+import os
+import socket
+from pathlib import Path
+from urllib.parse import urlsplit
+from wsgiref.util import FileWrapper
+
+import pytest
+import requests
+
+from lessons import load_lessons, spawn_course
+from lessons.course import build_app
+from streamlib import StreamStats, call_app, observe, serve, trace_memory
+
+MiB = 1024 * 1024
+HELLO = b"Hello, ranges! 0123456789\n"
+SECRET = b"TOP-SECRET-MARKER outside the served folder\n"
+
+
+@pytest.fixture(scope="module")
+def public(tmp_path_factory) -> Path:
+    """A served folder with a secret file beside it and symlinks that try to reach it."""
+    root = tmp_path_factory.mktemp("lesson02")
+    (root / "secret.txt").write_bytes(SECRET)
+    folder = root / "public"
+    folder.mkdir()
+    (folder / "hello.txt").write_bytes(HELLO)
+    (folder / "empty.txt").write_bytes(b"")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "nested.txt").write_bytes(b"nested\n")
+    (folder / ".hidden").write_bytes(SECRET)
+    (folder / "link-out.txt").symlink_to(root / "secret.txt")
+    (folder / "linkdir").symlink_to(root)
+    (folder / "link-in.txt").symlink_to(folder / "hello.txt")
+    return folder
+
+
+@pytest.fixture(scope="module", params=["werkzeug", "gunicorn"])
+def server_url(request, public):
+    if request.param == "werkzeug":
+        with serve(build_app(load_lessons(), settings={"course.files": str(public)})) as url:
+            yield url
+    else:
+        with spawn_course("--files", str(public), "--server", "gunicorn") as server:
+            yield server.url
+
+
+def get(url: str, **headers: str) -> requests.Response:
+    return requests.get(url, headers={k.replace("_", "-"): v for k, v in headers.items()})
+
+
+def test_a_whole_file_with_its_validators(server_url):
+    r = get(server_url + "/files/hello.txt")
+    assert (r.status_code, r.content) == (200, HELLO)
+    assert r.headers["Content-Length"] == str(len(HELLO))
+    assert r.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert r.headers["Accept-Ranges"] == "bytes"
+    assert r.headers["ETag"].startswith('"') and r.headers["Last-Modified"].endswith("GMT")
+
+
+@pytest.mark.parametrize(
+    ("header", "status", "content_range", "body"),
+    [
+        ("bytes=0-4", 206, "bytes 0-4/26", HELLO[0:5]),
+        ("bytes=7-", 206, "bytes 7-25/26", HELLO[7:]),
+        ("bytes=-6", 206, "bytes 20-25/26", HELLO[-6:]),
+        ("bytes=-5000", 206, "bytes 0-25/26", HELLO),  # a suffix longer than the file: all
+        ("bytes=20-5000", 206, "bytes 20-25/26", HELLO[20:]),  # an end past the end: cut
+        ("bytes=25-25", 206, "bytes 25-25/26", HELLO[25:]),
+        ("bytes=26-", 416, "bytes */26", None),
+        ("bytes=1000-2000", 416, "bytes */26", None),
+        ("bytes=abc", 200, None, HELLO),  # malformed: ignored
+        ("bytes=5-3", 200, None, HELLO),
+        ("items=0-4", 200, None, HELLO),  # not bytes: ignored
+        ("bytes=0-1,4-5", 200, None, HELLO),  # several ranges: the whole file, once
+    ],
+)
+def test_ranges(server_url, header, status, content_range, body):
+    r = get(server_url + "/files/hello.txt", Range=header)
+    assert r.status_code == status
+    assert r.headers.get("Content-Range") == content_range
+    if body is not None:
+        assert r.content == body
+        assert r.headers["Content-Length"] == str(len(body))
+    else:
+        assert r.text.startswith("416 Requested Range Not Satisfiable: ")
+
+
+def test_any_range_of_an_empty_file_is_unsatisfiable(server_url):
+    r = get(server_url + "/files/empty.txt", Range="bytes=0-")
+    assert (r.status_code, r.headers["Content-Range"]) == (416, "bytes */0")
+    assert get(server_url + "/files/empty.txt").content == b""
+
+
+def test_conditional_requests_answer_304_with_no_body(server_url):
+    first = get(server_url + "/files/hello.txt")
+    etag, last_modified = first.headers["ETag"], first.headers["Last-Modified"]
+    for headers in [
+        {"If-None-Match": etag},
+        {"If-None-Match": f'"other", {etag}'},
+        {"If-None-Match": "*"},
+        {"If-Modified-Since": last_modified},
+    ]:
+        r = get(server_url + "/files/hello.txt", **headers)
+        assert (r.status_code, r.content) == (304, b""), headers
+        assert r.headers["ETag"] == etag
+    assert get(server_url + "/files/hello.txt", If_None_Match='"other"').status_code == 200
+    old = "Mon, 01 Jan 2001 00:00:00 GMT"
+    assert get(server_url + "/files/hello.txt", If_Modified_Since=old).status_code == 200
+
+
+def test_if_range_resumes_only_the_same_version(server_url):
+    first = get(server_url + "/files/hello.txt")
+    etag, last_modified = first.headers["ETag"], first.headers["Last-Modified"]
+    url = server_url + "/files/hello.txt"
+    assert get(url, Range="bytes=0-4", If_Range=etag).status_code == 206
+    assert get(url, Range="bytes=0-4", If_Range=last_modified).status_code == 206
+    assert get(url, Range="bytes=0-4", If_Range='"stale"').status_code == 200
+    assert get(url, Range="bytes=0-4", If_Range="W/" + etag).status_code == 200  # strong only
+    old = "Mon, 01 Jan 2001 00:00:00 GMT"
+    assert get(url, Range="bytes=0-4", If_Range=old).status_code == 200
+
+
+def test_head_sends_the_headers_of_get_and_no_body(server_url):
+    r = requests.head(server_url + "/files/hello.txt", headers={"Range": "bytes=0-4"})
+    assert r.status_code == 206
+    assert r.headers["Content-Length"] == "5"
+    assert r.raw.read() == b""
+
+
+def test_the_listing_and_a_nested_file(server_url):
+    listing = get(server_url + "/files/").text
+    assert "hello.txt" in listing and "empty.txt" in listing and ".hidden" not in listing
+    assert get(server_url + "/files/sub/nested.txt").content == b"nested\n"
+    assert get(server_url + "/files/link-in.txt").content == HELLO  # a link that stays inside
+
+
+def raw_get(url: str, target: bytes) -> tuple[int, bytes]:
+    """Send ``GET target`` as-is over a socket (requests would normalise the path)."""
+    address = urlsplit(url)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        sock.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    status_line = received.split(b"\r\n", 1)[0]
+    return int(status_line.split()[1]), received
+
+
+TRAVERSALS = [
+    b"/files/../secret.txt",
+    b"/files/../../../../etc/passwd",
+    b"/files/..%2fsecret.txt",
+    b"/files/..%2F..%2F..%2Fetc%2Fpasswd",
+    b"/files/%2e%2e/secret.txt",
+    b"/files/%2e%2e%2fsecret.txt",
+    b"/files/.%2e/secret.txt",
+    b"/files/%252e%252e/secret.txt",
+    b"/files/..%252fsecret.txt",
+    b"/files/%2fetc%2fpasswd",
+    b"/files//etc/passwd",
+    b"/files/..\\secret.txt",
+    b"/files/..%5csecret.txt",
+    b"/files/hello.txt%00",
+    b"/files/..%00/secret.txt",
+    b"/files/sub/../../secret.txt",
+    b"/files/./../secret.txt",
+    b"/files/....//secret.txt",
+    b"/files/%c0%ae%c0%ae/secret.txt",
+    b"/files/..;/secret.txt",
+    b"/files/link-out.txt",
+    b"/files/linkdir/secret.txt",
+    b"/files/linkdir/public/../secret.txt",
+    b"/files/.hidden",
+    b"/files/%2ehidden",
+]
+
+
+def test_no_path_escapes_the_served_folder(server_url):
+    assert len(TRAVERSALS) >= 20
+    for target in TRAVERSALS:
+        status, received = raw_get(server_url, target)
+        assert status in (400, 403, 404), f"{target!r} answered {status}"
+        assert SECRET not in received and b"root:" not in received, f"{target!r} leaked"
+    assert get(server_url + "/files/hello.txt").content == HELLO, "the server must live on"
+
+
+def test_the_server_wrapper_reaches_the_server_unwrapped_and_is_counted(public):
+    # gunicorn uses sendfile only if the body *is* its wsgi.file_wrapper: the course's
+    # stream counting must not hide it. wsgiref's FileWrapper stands in for gunicorn's.
+    stats = StreamStats()
+    app = build_app(load_lessons(), stats, settings={"course.files": str(public)})
+    environ_extra = {"wsgi.file_wrapper": FileWrapper}
+    seen = {}
+
+    def capture(environ, start_response):
+        environ.update(environ_extra)
+        body = app(environ, start_response)
+        seen["body"] = body
+        return body
+
+    response = call_app(capture, "/files/hello.txt")
+    assert response.read() == HELLO
+    assert isinstance(seen["body"], FileWrapper)
+    assert stats.snapshot()["routes"]["/files/<path:name>"]["streams_closed"] == 1
+    ranged = call_app(capture, "/files/hello.txt", headers={"Range": "bytes=0-4"})
+    assert ranged.read() == HELLO[:5]
+    assert not isinstance(seen["body"], FileWrapper), "a range that stops early: the generator"
+
+
+@pytest.fixture(scope="module")
+def big_folder(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("big")
+    with open(folder / "big.bin", "wb") as file:
+        block = os.urandom(MiB)
+        for _ in range(256):
+            file.write(block)
+    return folder
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("flags", [(), ("--server", "gunicorn", "--worker-class", "sync")])
+def test_memory_stays_flat_streaming_256_mib_and_grows_buffered(big_folder, flags):
+    size = 256 * MiB
+    growth = {}
+    for route in ["files", "files-buffered"]:
+        with spawn_course("--files", str(big_folder), *flags) as server:
+            observe(f"{server.url}/{route}/big.bin", headers={"Range": "bytes=0-9"})
+            with trace_memory(server.pids()) as memory:
+                seen = observe(f"{server.url}/{route}/big.bin", read_size=MiB)
+        assert seen.total_bytes == size
+        growth[route] = memory.growth_bytes
+    assert growth["files"] < 8 * MiB, growth
+    assert growth["files-buffered"] >= size, growth
