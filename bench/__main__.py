@@ -10,13 +10,15 @@ import argparse
 import datetime
 import os
 import platform
+import subprocess
 import sys
 from importlib.metadata import version
 from pathlib import Path
 
-from bench import lesson01
+from bench import lesson01, lesson02
+from streamlib.nginx import nginx_binary
 
-BENCHMARKS = [lesson01]
+BENCHMARKS = [lesson01, lesson02]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -39,6 +41,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def header(quick: bool) -> str:
     versions = ", ".join(f"{name} {version(name)}" for name in ("werkzeug", "gunicorn"))
+    versions += f", {nginx_version()}"
     return (
         "# Benchmark results\n\n"
         f"Measured by `python -m bench{' --quick' if quick else ''}` on"
@@ -47,6 +50,14 @@ def header(quick: bool) -> str:
         "Every figure comes from fresh server processes on loopback; compare figures"
         " within this page, not across runs.\n\n"
     )
+
+
+def nginx_version() -> str:
+    try:
+        shown = subprocess.run([nginx_binary(), "-v"], capture_output=True, text=True)
+    except FileNotFoundError:
+        return "no nginx"
+    return shown.stderr.strip().replace("nginx version: ", "").replace("/", " ")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ one chunk whatever the size, and the first byte leaves at once.
 offer ``environ["wsgi.file_wrapper"]``: hand it the open file and the server sends it as
 it likes. gunicorn calls ``sendfile(2)``, which copies from the kernel's page cache to the
 socket without the bytes ever entering the process. werkzeug's dev server offers no
-wrapper, so there the generator runs. ``streamlib.file_body`` picks.
+wrapper, so there the generator runs. ``streamlib.file_body`` picks. A trap: gunicorn's
+``sendfile`` setting is its ``--no-sendfile`` flag, so ``sendfile = True`` in a
+``gunicorn.conf.py`` turns sendfile *off*. Leave it out to keep sendfile on.
 
 **Ranges** (RFC 9110 section 14). A client asks for part of a file with
 ``Range: bytes=START-END``; the server answers ``206 Partial Content`` with

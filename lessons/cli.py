@@ -33,6 +33,11 @@ def make_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "--timeout", type=int, default=30, help="gunicorn's worker timeout, seconds"
     )
+    parser.add_argument(
+        "--no-sendfile",
+        action="store_true",
+        help="gunicorn: send files through Python instead of sendfile(2)",
+    )
     parser.add_argument("--redis", metavar="URL", help="the Redis broker for lesson 08")
     return parser
 
@@ -76,5 +81,6 @@ def serve_lessons(lessons: Sequence[Lesson], args: argparse.Namespace) -> None:
         worker_class=args.worker_class,
         workers=args.workers,
         timeout=args.timeout,
+        sendfile=not args.no_sendfile,
         **threads,
     )

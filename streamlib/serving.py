@@ -169,10 +169,15 @@ def run_gunicorn(app: WSGIApp, bind: str = "127.0.0.1:8000", **settings: Any) ->
     ``gunicorn --bind 127.0.0.1:8000 module:app`` on the command line, but with an app
     object we already hold. gunicorn forks its workers from this process.
 
-    Two gunicorn habits to know: with ``threads`` above 1 it quietly swaps the ``sync``
-    worker for ``gthread``; and since version 24 it opens a control socket at one fixed
-    path per user, which we turn off so that several servers can run side by side.
+    Three gunicorn habits to know. Its ``sendfile`` setting is the ``--no-sendfile``
+    flag in disguise: setting it to *any* value, ``True`` included, turns sendfile off
+    (in a ``gunicorn.conf.py`` too), so we pass it on only when it is False. With
+    ``threads`` above 1 it quietly swaps the ``sync`` worker for ``gthread``. And since
+    version 24 it opens a control socket at one fixed path per user, which we turn off
+    so that several servers can run side by side.
     """
+    if settings.get("sendfile") is True:
+        del settings["sendfile"]  # True would mean "--no-sendfile" to gunicorn
     from gunicorn.app.base import BaseApplication  # gunicorn is only needed here
 
     class EmbeddedGunicorn(BaseApplication):

@@ -8,10 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from real_programs import need
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_python_dash_m_bench_quick_writes_a_table_a_plot_and_its_targets(tmp_path):
+    need("nginx", "nginx-light")  # lesson 02 compares with it
     subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--out", str(tmp_path)],
         cwd=ROOT,
@@ -25,10 +28,16 @@ def test_python_dash_m_bench_quick_writes_a_table_a_plot_and_its_targets(tmp_pat
     assert report.count("| gunicorn sync | buffered |") == 2
     assert "Targets:" in report and "buffered server peak memory grows" in report
     assert (tmp_path / "01_buffered_vs_streamed.png").stat().st_size > 10_000
+    assert "## Lesson 02: sending a file" in report
+    for server in ["nginx, sendfile", "gunicorn sync, --no-sendfile", "werkzeug dev server"]:
+        assert report.count(f"| {server}") == 2, server
+    assert (tmp_path / "02_stream_a_file.png").stat().st_size > 10_000
 
 
-def test_the_committed_results_meet_every_target():
+def test_the_committed_results_cover_every_benchmark_and_meet_every_target():
     report = (ROOT / "bench" / "results" / "README.md").read_text()
     assert "--quick" not in report, "commit the results of a full run"
-    assert "- met:" in report
+    for section in ["## Lesson 01", "## Lesson 02"]:
+        assert section in report
+    assert report.count("- met:") >= 7
     assert "MISSED" not in report

@@ -237,3 +237,67 @@ def test_memory_stays_flat_streaming_256_mib_and_grows_buffered(big_folder, flag
         growth[route] = memory.growth_bytes
     assert growth["files"] < 8 * MiB, growth
     assert growth["files-buffered"] >= size, growth
+
+
+def read_syscalls(pid: int) -> int:
+    """How many read-family system calls process ``pid`` has made (Linux's /proc/PID/io)."""
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("syscr:"):
+            return int(line.split()[1])
+    raise LookupError("no syscr in /proc/PID/io")
+
+
+@pytest.mark.live
+@pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="needs Linux's /proc/PID/io")
+@pytest.mark.parametrize(("flags", "sendfile"), [((), True), (("--no-sendfile",), False)])
+def test_gunicorn_sends_a_whole_file_with_sendfile_unless_told_not_to(big_folder, flags, sendfile):
+    # With sendfile the worker reads nothing itself: a handful of sendfile calls move the
+    # 256 MiB. Without it, it reads the file 64 KiB at a time: 4096 reads. gunicorn's own
+    # "sendfile" setting turns sendfile off when set to True, which this test once caught.
+    with spawn_course("--files", str(big_folder), "--server", "gunicorn", *flags) as server:
+        requests.get(server.url + "/files/big.bin", headers={"Range": "bytes=0-0"})
+        (worker,) = server.pids()
+        before = read_syscalls(worker)
+        assert observe(server.url + "/files/big.bin", read_size=MiB).total_bytes == 256 * MiB
+        reads = read_syscalls(worker) - before
+    if sendfile:
+        assert reads < 200, f"{reads} reads: gunicorn did not use sendfile"
+    else:
+        assert reads >= 4096, f"{reads} reads for 4096 chunks of 64 KiB"
+
+
+@pytest.mark.browser
+def test_chromium_seeks_the_demo_clip_with_range_requests(live_url):
+    from real_programs import chromium_page
+
+    with chromium_page() as page:
+        seen = []
+        page.on(
+            "response",
+            lambda r: seen.append((r.url, r.status, r.request.headers.get("range"))),
+        )
+        page.goto(live_url + "/demo/video")
+        page.wait_for_function("document.getElementById('player').readyState >= 1", timeout=20_000)
+        middle = page.evaluate(
+            """() => new Promise((resolve) => {
+                const player = document.getElementById("player");
+                player.addEventListener("seeked", () => resolve(player.currentTime), {once: true});
+                player.currentTime = player.duration / 2;
+            })"""
+        )
+        buffered = page.text_content("#buffered")
+    clip = [(status, rng) for url, status, rng in seen if url.endswith("/files/tone.wav")]
+    mid_file = [
+        (status, rng)
+        for status, rng in clip
+        if rng and rng.startswith("bytes=") and int(rng[6:].split("-")[0] or 0) > 1_000_000
+    ]
+    assert middle == pytest.approx(300, abs=1), f"seeked to {middle} s"
+    assert mid_file, f"no Range request into the middle of the clip: {clip}"
+    assert all(status == 206 for status, _ in mid_file), mid_file
+    # The page lists what the browser holds, e.g. "0-66 s, 299-305 s": a gap in between,
+    # the part that was never downloaded.
+    parts = [
+        [float(x) for x in part.removesuffix(" s").split("-")] for part in buffered.split(", ")
+    ]
+    assert len(parts) >= 2 and parts[0][1] < 290 <= parts[-1][0], buffered
