@@ -15,10 +15,10 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 
-from bench import lesson01, lesson02
+from bench import lesson01, lesson02, lesson03
 from streamlib.nginx import nginx_binary
 
-BENCHMARKS = [lesson01, lesson02]
+BENCHMARKS = [lesson01, lesson02, lesson03]
 
 
 def main(argv: list[str] | None = None) -> None:

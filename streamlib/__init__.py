@@ -17,10 +17,11 @@ from streamlib.observe import Chunk, Observation, observe
 from streamlib.params import float_param, int_param
 from streamlib.serving import ServerProcess, free_port, run_gunicorn, serve, spawn_server
 from streamlib.stats import StreamStats
-from streamlib.testing import WSGIResponse, call_app, make_environ
+from streamlib.testing import FakeClock, WSGIResponse, call_app, make_environ
 
 __all__ = [
     "Chunk",
+    "FakeClock",
     "MemoryTrace",
     "Observation",
     "ServerProcess",

@@ -115,3 +115,28 @@ def call_app(
     wrapped = validator(app) if validate else app
     response.body = wrapped(make_environ(path, method, headers, body), start_response)
     return response
+
+
+class FakeClock:
+    """A monotonic clock that moves only when slept on, for testing paced streams.
+
+    Pass ``fake.clock`` and ``fake.sleep`` where a stream takes ``clock`` and ``sleep``:
+    the test runs at once, and ``fake.sleeps`` lists every wait the stream asked for.
+    oversleep: seconds each sleep wakes late, as real sleeps do (about 0.5 ms here).
+
+    >>> fake = FakeClock(oversleep=0.001)
+    >>> fake.sleep(0.5)
+    >>> fake.now, fake.sleeps
+    (1000.501, [0.5])
+    """
+
+    def __init__(self, oversleep: float = 0.0, start: float = 1000.0) -> None:
+        self.now, self.oversleep = start, oversleep
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(round(seconds, 9))
+        self.now += seconds + self.oversleep

@@ -29,15 +29,22 @@ def test_python_dash_m_bench_quick_writes_a_table_a_plot_and_its_targets(tmp_pat
     assert "Targets:" in report and "buffered server peak memory grows" in report
     assert (tmp_path / "01_buffered_vs_streamed.png").stat().st_size > 10_000
     assert "## Lesson 02: sending a file" in report
-    for server in ["nginx, sendfile", "gunicorn sync, --no-sendfile", "werkzeug dev server"]:
-        assert report.count(f"| {server}") == 2, server
+    for server in [
+        "nginx, sendfile",
+        "gunicorn sync, --no-sendfile",
+        "werkzeug dev server, iter_file",
+    ]:
+        assert report.count(f"| {server} |") == 2, server
     assert (tmp_path / "02_stream_a_file.png").stat().st_size > 10_000
+    assert "## Lesson 03: ticks on schedule" in report
+    assert report.count("| gunicorn gthread |") == 1
+    assert (tmp_path / "03_manual_chunks.png").stat().st_size > 10_000
 
 
 def test_the_committed_results_cover_every_benchmark_and_meet_every_target():
     report = (ROOT / "bench" / "results" / "README.md").read_text()
     assert "--quick" not in report, "commit the results of a full run"
-    for section in ["## Lesson 01", "## Lesson 02"]:
+    for section in ["## Lesson 01", "## Lesson 02", "## Lesson 03"]:
         assert section in report
-    assert report.count("- met:") >= 7
+    assert report.count("- met:") >= 9
     assert "MISSED" not in report

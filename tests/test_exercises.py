@@ -55,7 +55,7 @@ def committed_stub(name: str, folder: Path) -> Path:
 
 
 def test_there_are_exercises():
-    assert NAMES[:2] == ["01_buffered_vs_streamed", "02_stream_a_file"]
+    assert NAMES[:3] == ["01_buffered_vs_streamed", "02_stream_a_file", "03_manual_chunks"]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -181,6 +181,35 @@ def iter_file(path, start=0, length=None, chunk_size=65536):
         "02_stream_a_file",
         lambda s: s.replace("        remaining = length\n", "        remaining = None\n"),
         {"test_task2_sends_exactly_the_range[", "test_task2_chunks_of_a_range_are_chunk_size_too"},
+    ),
+    "03:sleeps_before_the_first_line": (
+        "03_manual_chunks",
+        lambda s: s.replace(
+            "delay = began + n * interval - clock()", "delay = began + (n + 1) * interval - clock()"
+        ),
+        {"test_task1_the_first_line_comes_at_once_then_one_per_interval"},
+    ),
+    "03:sleeps_for_the_interval_and_drifts": (
+        "03_manual_chunks",
+        lambda s: s.replace(
+            "delay = began + n * interval - clock()", "delay = interval if n else 0"
+        ),
+        {"test_task2_late_wake_ups_do_not_add_up"},
+    ),
+    "03:never_reports_an_abort": (
+        "03_manual_chunks",
+        lambda s: s.replace("    except GeneratorExit:", "    except KeyError:"),
+        {
+            "test_task3_reports_where_it_was_when_the_client_left",
+            "test_task3_a_real_server_stops_the_countdown_when_the_client_leaves",
+        },
+    ),
+    "03:reports_liftoff_twice": (
+        "03_manual_chunks",
+        lambda s: s.replace(
+            '    on_stop("liftoff")', '    on_stop("liftoff")\n    on_stop("liftoff")'
+        ),
+        {"test_task3_reports_liftoff_once"},
     ),
 }
 

@@ -1,0 +1,61 @@
+"""Exercise 03: a countdown that keeps time and stops cleanly when the client leaves.
+
+Write ``countdown``, a generator that counts down to a launch, one line per chunk:
+
+    T-3
+    T-2
+    T-1
+    liftoff
+
+``make_countdown_app`` (given, below) serves it: ``GET /?from=3&interval=1``. Lesson 03
+(``lessons/03_manual_chunks.py`` and its notebook) has everything you need.
+
+Task 1. Yield ``T-N\\n`` for N from ``start`` down to 1, then ``liftoff\\n``: the first line
+        at once, then one every ``interval`` seconds. Wait only with the ``sleep`` you are
+        given (the graders pass a fake one, so that they never wait).
+Task 2. Keep time: sleep until each line's deadline on ``clock`` (the start time plus
+        ``n * interval``), not for ``interval``, so that every late wake-up does not push
+        all the later lines back.
+Task 3. Report how it ended, exactly once: ``on_stop("liftoff")`` after the last line, or
+        ``on_stop("aborted at T-N")`` when the server closes the generator early (T-N is
+        the last line sent). After that, never sleep or yield again.
+
+Grade your work:   python -m pytest exercises/test_03_manual_chunks.py
+"""
+
+import time
+from collections.abc import Callable, Iterator
+
+from werkzeug.wrappers import Request
+
+from streamlib import float_param, int_param
+
+
+def countdown(
+    start: int,
+    interval: float,
+    on_stop: Callable[[str], None],
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[bytes]:
+    """Yield ``T-start`` ... ``T-1`` and ``liftoff``, one line every ``interval`` seconds.
+
+    start: the first number counted down from.
+    interval: seconds between two lines.
+    on_stop: called once at the end with ``"liftoff"`` or ``"aborted at T-N"``.
+    clock: a monotonic clock in seconds; sleep: how to wait (both replaced in the grader).
+    """
+    raise NotImplementedError("Exercise 03: write countdown (see the tasks at the top)")
+
+
+def make_countdown_app(on_stop: Callable[[str], None]) -> Callable:
+    """Return a WSGI app serving ``countdown``: ``?from=3&interval=1`` (given, not a task)."""
+
+    def app(environ: dict, start_response: Callable) -> Iterator[bytes]:
+        args = Request(environ).args
+        start = int_param(args, "from", 3, 1, 100)
+        interval = float_param(args, "interval", 1.0, 0.0, 10.0)
+        start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
+        return countdown(start, interval, on_stop)
+
+    return app
