@@ -30,10 +30,11 @@ def load_lessons() -> list:
     return [load_lesson(name).LESSON for name in lesson_names()]
 
 
-def spawn_course(*flags: str):
+def spawn_course(*flags: str, port: int | None = None):
     """Start the course server (``python -m lessons``) in a child process on a free port.
 
     flags: more command-line flags, such as ``"--server", "gunicorn"``.
+    port: a port of your choice instead, e.g. to start a server again where it was.
 
     A context manager yielding a :class:`streamlib.ServerProcess`; the notebooks use it
     so that the server's memory is measured apart from the notebook's own.
@@ -45,5 +46,5 @@ def spawn_course(*flags: str):
 
     from streamlib import free_port, spawn_server
 
-    port = free_port()
+    port = port or free_port()
     return spawn_server([sys.executable, "-m", "lessons", "--port", str(port), *flags], port)

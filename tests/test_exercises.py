@@ -55,7 +55,9 @@ def committed_stub(name: str, folder: Path) -> Path:
 
 
 def test_there_are_exercises():
-    assert NAMES[:3] == ["01_buffered_vs_streamed", "02_stream_a_file", "03_manual_chunks"]
+    from lessons import lesson_names
+
+    assert lesson_names() == NAMES, "every lesson has an exercise, and every exercise a lesson"
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -210,6 +212,28 @@ def iter_file(path, start=0, length=None, chunk_size=65536):
             '    on_stop("liftoff")', '    on_stop("liftoff")\n    on_stop("liftoff")'
         ),
         {"test_task3_reports_liftoff_once"},
+    ),
+    "04:splits_data_at_lf_only": (
+        "04_server_sent_events",
+        lambda s: s.replace(
+            'LINE_END = re.compile(r"\\r\\n|\\r|\\n")', 'LINE_END = re.compile(r"\\n")'
+        ),
+        {"test_task1_format_event_writes_the_spec_format["},
+    ),
+    "04:lets_a_newline_into_the_id": (
+        "04_server_sent_events",
+        lambda s: s.replace("            if re.search(", "            if False and re.search("),
+        {"test_task1_an_id_or_event_that_would_break_the_stream_is_refused["},
+    ),
+    "04:resends_the_last_event_seen": (
+        "04_server_sent_events",
+        lambda s: s.replace("ids.index(last) + 1 if", "ids.index(last) if"),
+        {"test_task3_resumes_after_the_last_event_id[", "test_task3_an_independent_client"},
+    ),
+    "04:forgets_cache_control": (
+        "04_server_sent_events",
+        lambda s: s.replace(', ("Cache-Control", "no-cache")', ""),
+        {"test_task2_streams_the_log_with_event_stream_headers"},
     ),
 }
 

@@ -1,0 +1,51 @@
+"""Exercise 04, reference solution: write Server-Sent Events, and a stream a client can resume.
+
+Lesson 04 (``lessons/04_server_sent_events.py``, ``streamlib/sse.py`` and the notebook) has
+everything you need; the WHATWG spec, "Server-sent events", has the rest.
+
+Task 1. ``format_event(data, event=None, id=None)``: return the event as bytes. Optional
+        ``event: NAME`` and ``id: ID`` lines, then one ``data: LINE`` line per line of
+        ``data`` (split at ``\\r\\n``, ``\\r`` and ``\\n``: all three end a line in SSE), then
+        a blank line. Write ``\\n`` as the line end. An ``id`` or ``event`` containing CR,
+        LF or NUL cannot be sent: raise ``ValueError``.
+Task 2. ``make_events_app(log)``: a WSGI app that streams the events in ``log`` (a list of
+        ``(id, data)`` pairs, oldest first) with ``Content-Type: text/event-stream`` and
+        ``Cache-Control: no-cache``, and no hop-by-hop header such as ``Connection``.
+Task 3. Resume: when the request carries a ``Last-Event-ID`` header naming an event in
+        ``log``, send only the events after it. Any other value (unknown, too old,
+        garbage) gets the whole log: a bad id is never an error.
+
+Grade your work:   python -m pytest exercises/test_04_server_sent_events.py
+"""
+
+import re
+from collections.abc import Callable, Iterator
+
+LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+def format_event(data: str, event: str | None = None, id: str | None = None) -> bytes:
+    """Return one SSE event: optional ``event`` and ``id`` lines, ``data`` lines, a blank line."""
+    lines = []
+    for name, value in (("event", event), ("id", id)):
+        if value is not None:
+            if re.search("[\r\n\x00]", value):
+                raise ValueError(f"{name}: may not contain CR, LF or NUL, got {value!r}")
+            lines.append(f"{name}: {value}")
+    lines += [f"data: {line}" for line in LINE_END.split(data)]  # Task 1: all three line ends
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+def make_events_app(log: list[tuple[str, str]]) -> Callable:
+    """Return a WSGI app streaming ``log``'s events, resumable with ``Last-Event-ID``."""
+
+    def app(environ: dict, start_response: Callable) -> Iterator[bytes]:
+        ids = [event_id for event_id, _ in log]
+        last = environ.get("HTTP_LAST_EVENT_ID")
+        start = ids.index(last) + 1 if last in ids else 0  # Task 3: anything else, from 0
+        start_response(  # Task 2: no Connection header; keeping it open is the server's job
+            "200 OK", [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache")]
+        )
+        return (format_event(data, id=event_id) for event_id, data in log[start:])
+
+    return app

@@ -1,0 +1,206 @@
+"""Lesson 04: Server-Sent Events. A clock a browser can follow, lose, and catch up with.
+
+**The format** (``streamlib.sse``; the WHATWG spec, "Server-sent events"). A response of
+type ``text/event-stream`` whose body is events: ``field: value`` lines and a blank line
+that dispatches them. ``data:`` carries the payload (several ``data:`` lines are joined with
+newlines), ``event:`` a type, ``id:`` an id, ``retry:`` the reconnection delay in ms, and a
+line starting with ``:`` is a comment. A browser reads it with ``new EventSource(url)``.
+
+**Reconnection.** When the connection drops, the browser waits ``retry`` ms and connects
+again, sending the last id it saw as the ``Last-Event-ID`` header. The server resumes after
+it. Here each event's id is its number on the clock (event n is due at n x interval seconds
+since 1970), so missed events can be recomputed, even by a server that restarted in between,
+and the replay is bounded: at most ``REPLAY_LIMIT`` events back. A ``Last-Event-ID`` that is
+not a number, lies in the future, or is too old starts a fresh stream; never an error.
+
+**Headers.** ``Content-Type: text/event-stream``; ``Cache-Control: no-cache`` (a cached
+stream is a broken stream); ``X-Accel-Buffering: no`` (tells nginx not to buffer this one
+response; lesson 07). And no ``Connection: keep-alive``: Node examples set it, because Node's
+server leaves it to the app, but it is a hop-by-hop header, which PEP 3333 forbids an app to
+send. Keeping the connection open is the WSGI server's job.
+
+**Heartbeats and goodbyes.** Something is sent at once (a comment) so that the headers leave
+now. When nothing happens for ``heartbeat`` seconds, a comment is sent: it keeps proxies from
+closing a quiet connection, and it is how a WSGI app notices that its client left. The app
+cannot see the socket close; it learns of it when a write fails. After a client closes
+normally, the first write still succeeds (the kernel accepts it, the client answers with a
+reset), and the second one fails. So a stream outlives its client by up to two writes: the
+heartbeat interval bounds the cleanup time, and ``/stats`` shows it.
+
+Try it (``python lessons/04_server_sent_events.py``, or ``python -m lessons``)::
+
+    curl -N 'http://127.0.0.1:8000/events?count=5&interval=1'
+    curl -N 'http://127.0.0.1:8000/events?interval=5&heartbeat=1'   # heartbeats between
+    curl -N -H 'Last-Event-ID: 1' 'http://127.0.0.1:8000/events?count=3'  # too old: fresh
+
+Then open http://127.0.0.1:8000/demo/events, stop and restart the server, and watch the page
+reconnect and catch up. Notebook: ``notebooks/04_server_sent_events.ipynb``. Exercise:
+``exercises/04_server_sent_events.py``.
+"""
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterator
+
+from werkzeug.wrappers import Request
+
+from lessons.cli import run_lesson
+from lessons.course import Lesson, Route
+from streamlib import float_param, int_param
+from streamlib.sse import event_stream, format_event
+
+REPLAY_LIMIT = 1000  # events: how far back a reconnecting client may resume
+MAX_COUNT = 1_000_000
+
+
+def first_event_id(last_event_id: str | None, now: float, interval: float) -> int:
+    """The id of the first event to send: the one after ``last_event_id``, or the next due.
+
+    last_event_id: the ``Last-Event-ID`` header, if the client sent one.
+    now: the time, seconds since the epoch; interval: seconds between events.
+
+    >>> first_event_id(None, 100.5, 1.0), first_event_id("98", 100.5, 1.0)
+    (101, 99)
+    >>> first_event_id("not a number", 100.5, 1.0), first_event_id("5000", 100.5, 1.0)
+    (101, 101)
+    """
+    due_next = math.ceil(now / interval)
+    if last_event_id is None or not (last_event_id.isascii() and last_event_id.isdigit()):
+        return due_next
+    after = int(last_event_id) + 1
+    if after > due_next or due_next - after > REPLAY_LIMIT:
+        return due_next  # from the future, or too old to replay: start fresh
+    return after
+
+
+def clock_events(
+    first_id: int,
+    count: int | None,
+    interval: float,
+    heartbeat: float,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[bytes | None]:
+    """Yield clock events from ``first_id``, each when due, and None after each idle heartbeat.
+
+    Event n is due at n x interval seconds since the epoch; its id is n and its data
+    ``{"time": <ms since the epoch>}``. Events already due (a resumed stream) come at once.
+
+    first_id: the first event's number (see :func:`first_event_id`).
+    count: how many events, or None for no end.
+    interval: seconds between events; heartbeat: the longest silence, in seconds.
+    clock, sleep: the wall clock and how to wait; tests pass fake ones.
+    """
+    last = None if count is None else first_id + count
+    n = first_id
+    while last is None or n < last:
+        due = n * interval
+        while (wait := due - clock()) > 0:
+            if wait > heartbeat:
+                sleep(heartbeat)
+                yield None  # nothing for a heartbeat's length: event_stream sends a comment
+            else:
+                sleep(wait)
+        yield format_event(json.dumps({"time": round(due * 1000)}), id=str(n))
+        n += 1
+
+
+def serve_events(environ: dict, start_response: Callable) -> Iterator[bytes]:
+    """``GET /events?count=&interval=1&heartbeat=15&retry=1000``: the SSE clock."""
+    args = Request(environ).args
+    count = int_param(args, "count", -1, 0, MAX_COUNT) if args.get("count") else None
+    interval = float_param(args, "interval", 1.0, 0.01, 3600.0)
+    heartbeat = float_param(args, "heartbeat", 15.0, 0.1, 300.0)
+    retry = int_param(args, "retry", 1000, 0, 600_000)
+    first = first_event_id(environ.get("HTTP_LAST_EVENT_ID"), time.time(), interval)
+    start_response(
+        "200 OK",
+        [
+            ("Content-Type", "text/event-stream"),
+            ("Cache-Control", "no-cache"),
+            ("X-Accel-Buffering", "no"),
+        ],
+    )
+    return event_stream(clock_events(first, count, interval, heartbeat), retry=retry)
+
+
+DEMO_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Lesson 04: an EventSource</title>
+<style>body { font: 16px/1.5 system-ui, sans-serif; max-width: 50rem; margin: 2rem auto; }
+#log { font-family: monospace; max-height: 60vh; overflow-y: auto; }</style>
+</head>
+<body>
+<h1>An EventSource following the SSE clock</h1>
+<p>State: <strong id="state">connecting</strong> &middot; reconnections:
+<strong id="reconnections">0</strong> &middot; last event id: <strong id="last-id">none</strong></p>
+<p>Stop the server and start it again: the browser reconnects by itself and sends the last id
+it saw as <code>Last-Event-ID</code>; the server sends what was missed, and the ids below run
+on with no gap and no repeat.</p>
+<ol id="log"></ol>
+<script>
+const query = new URLSearchParams(location.search);
+if (!query.has("interval")) query.set("interval", "1");
+const source = new EventSource("/events?" + query);
+const show = (id, text) => { document.getElementById(id).textContent = text; };
+let opens = 0;
+source.onopen = () => {
+  opens += 1;
+  show("state", "open");
+  show("reconnections", String(opens - 1));
+};
+source.onerror = () => {
+  show("state", source.readyState === EventSource.CONNECTING ? "reconnecting" : "closed");
+};
+source.onmessage = (message) => {
+  const item = document.createElement("li");
+  item.dataset.streamed = "";
+  item.dataset.id = message.lastEventId;
+  const time = new Date(JSON.parse(message.data).time).toISOString().slice(11, 23);
+  item.textContent = "id " + message.lastEventId + ": " + time;
+  document.getElementById("log").append(item);
+  item.scrollIntoView({block: "end"});
+  show("last-id", message.lastEventId);
+};
+</script>
+</body>
+</html>
+"""
+
+
+def demo_events(environ: dict, start_response: Callable) -> list[bytes]:
+    """A page whose EventSource follows ``/events`` (its query string is passed on)."""
+    body = DEMO_PAGE.encode()
+    start_response(
+        "200 OK",
+        [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))],
+    )
+    return [body]
+
+
+LESSON = Lesson(
+    number=4,
+    slug="server_sent_events",
+    title="Server-Sent Events",
+    summary=(
+        "An SSE clock: one event per interval with an id, a retry hint, heartbeat comments"
+        " when idle, and resumption from Last-Event-ID after a reconnect, even across a"
+        " server restart. A browser EventSource follows it on the demo page."
+    ),
+    routes=(
+        Route(
+            "/events",
+            serve_events,
+            "the SSE clock: count, interval, heartbeat (s), retry (ms)",
+            "/events?count=5&interval=1",
+        ),
+        Route("/demo/events", demo_events, "an EventSource page", "", streams=False),
+    ),
+    demos=(("/demo/events", "follow the SSE clock in your browser"),),
+)
+
+if __name__ == "__main__":
+    run_lesson(LESSON)
