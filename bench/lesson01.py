@@ -16,6 +16,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no window
 import matplotlib.pyplot as plt
 
+from bench.report import targets_and_plot
 from lessons import spawn_course
 from streamlib import observe, trace_memory
 
@@ -126,7 +127,5 @@ def section(results: list[Result], repeats: int) -> str:
             f"| {r.server} | {r.route} | {r.size_mib} | {r.ttfb_ms:.1f} | {r.total_ms:.0f}"
             f" | {r.growth_mib:.1f} |"
         )
-    lines += ["", "Targets:", ""]
-    lines += [f"- {'met' if ok else 'MISSED'}: {claim}" for claim, ok in checks]
-    lines += ["", "![lesson 01](01_buffered_vs_streamed.png)", ""]
+    lines += targets_and_plot(checks, "01_buffered_vs_streamed.png", "lesson 01")
     return "\n".join(lines)

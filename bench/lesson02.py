@@ -32,6 +32,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import psutil
 
+from bench.report import targets_and_plot
 from lessons import spawn_course
 from streamlib import ServerProcess, trace_memory
 from streamlib.nginx import spawn_nginx
@@ -255,7 +256,5 @@ def section(results: list[Result], sizes: tuple[int, ...], repeats: int) -> str:
             f" | {ratio:.0%} | {r.ttfb_ms:.1f}"
             f" | {r.user_s_per_gib:.2f} + {r.system_s_per_gib:.2f} | {r.growth_mib:.1f} |"
         )
-    lines += ["", "Targets:", ""]
-    lines += [f"- {'met' if ok else 'MISSED'}: {claim}" for claim, ok in checks]
-    lines += ["", "![lesson 02](02_stream_a_file.png)", ""]
+    lines += targets_and_plot(checks, "02_stream_a_file.png", "lesson 02")
     return "\n".join(lines)

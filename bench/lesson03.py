@@ -15,6 +15,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from bench.report import targets_and_plot
 from lessons import spawn_course
 from streamlib import observe
 
@@ -78,7 +79,5 @@ def run(out: Path, quick: bool = False) -> str:
             all(r[2] < P99_TARGET_MS for r in rows),
         ),
     ]
-    lines += ["", "Targets:", ""]
-    lines += [f"- {'met' if ok else 'MISSED'}: {claim}" for claim, ok in checks]
-    lines += ["", "![lesson 03](03_manual_chunks.png)", ""]
+    lines += targets_and_plot(checks, "03_manual_chunks.png", "lesson 03")
     return "\n".join(lines)

@@ -69,7 +69,7 @@ from werkzeug.utils import get_content_type
 from werkzeug.wrappers import Request
 
 from lessons.cli import run_lesson
-from lessons.course import Lesson, Route
+from lessons.course import Lesson, Route, send_text
 from streamlib.files import file_body
 from streamlib.paths import resolve_under
 from streamlib.ranges import requested_range
@@ -180,12 +180,7 @@ def list_files(environ: dict, start_response: Callable) -> list[bytes]:
         for entry in sorted(folder.iterdir())
         if entry.is_file() and not entry.name.startswith(".")
     ]
-    body = "".join(lines).encode()
-    start_response(
-        "200 OK",
-        [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
-    )
-    return [body]
+    return send_text(environ, start_response, "text/plain", "".join(lines))
 
 
 DEMO_PAGE = """<!doctype html>
@@ -232,12 +227,8 @@ def demo_video(environ: dict, start_response: Callable) -> list[bytes]:
     if path is None:
         raise BadRequest(f"name: expected a file in the served folder, got {name!r}")
     element = "video" if content_type(path).startswith("video/") else "audio"
-    body = DEMO_PAGE.format(name=escape(name), element=element).encode()
-    start_response(
-        "200 OK",
-        [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))],
-    )
-    return [body]
+    page = DEMO_PAGE.format(name=escape(name), element=element)
+    return send_text(environ, start_response, "text/html", page)
 
 
 LESSON = Lesson(

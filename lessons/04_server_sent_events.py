@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterator
 from werkzeug.wrappers import Request
 
 from lessons.cli import run_lesson
-from lessons.course import Lesson, Route
+from lessons.course import Lesson, Route, send_text
 from streamlib import float_param, int_param
 from streamlib.sse import event_stream, format_event
 
@@ -173,12 +173,7 @@ source.onmessage = (message) => {
 
 def demo_events(environ: dict, start_response: Callable) -> list[bytes]:
     """A page whose EventSource follows ``/events`` (its query string is passed on)."""
-    body = DEMO_PAGE.encode()
-    start_response(
-        "200 OK",
-        [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))],
-    )
-    return [body]
+    return send_text(environ, start_response, "text/html", DEMO_PAGE)
 
 
 LESSON = Lesson(

@@ -62,7 +62,9 @@ def serve_lessons(lessons: Sequence[Lesson], args: argparse.Namespace) -> None:
     print(f"The course is at {base}/ . Try:")
     for lesson in lessons:
         for route in lesson.routes:
-            if route.example:
+            if route.path.startswith("/demo/"):
+                print(f"  open {base}{route.example or route.path} in a browser")
+            elif route.example:
                 print(f"  curl -N '{base}{route.example}'")
     print(f"  curl {base}/stats", flush=True)
     app = build_app(lessons, settings={"course.files": args.files} if args.files else {})

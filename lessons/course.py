@@ -94,9 +94,11 @@ def build_app(
         try:
             endpoint, arguments = url_map.bind_to_environ(environ).match()
             if endpoint == "/":
-                return _send(environ, start_response, "text/html", render_index(lessons, environ))
+                return send_text(
+                    environ, start_response, "text/html", render_index(lessons, environ)
+                )
             if endpoint == "/stats":
-                return _send(environ, start_response, "application/json", _stats_json(stats))
+                return send_text(environ, start_response, "application/json", _stats_json(stats))
             environ.update(settings)
             environ["wsgiorg.routing_args"] = ((), arguments)
             body = routes[endpoint].app(environ, start_response)
@@ -121,7 +123,11 @@ def _stats_json(stats: StreamStats) -> str:
     )
 
 
-def _send(environ: dict, start_response: Callable, content_type: str, text: str) -> list[bytes]:
+def send_text(environ: dict, start_response: Callable, content_type: str, text: str) -> list[bytes]:
+    """Answer 200 with ``text`` (UTF-8) as ``content_type``, its length, and no body for HEAD.
+
+    For small answers built whole: pages, listings, JSON. Streams are the lessons' job.
+    """
     body = text.encode()
     start_response(
         "200 OK",

@@ -71,6 +71,13 @@ def _lesson_section(lesson: "Lesson", base: str) -> str:
     ]
     for route in lesson.routes:
         methods = " ".join(route.methods)
+        if route.path.startswith("/demo/"):  # a page for a browser: a link, not a curl command
+            target = escape(route.example or route.path)
+            parts.append(
+                f'<li><code>{methods} <a href="{target}">{escape(route.path)}</a></code>:'
+                f" {escape(route.summary)}</li>"
+            )
+            continue
         parts.append(f"<li><code>{methods} {escape(route.path)}</code>: {escape(route.summary)}")
         if route.example:
             parts.append(f"<pre>curl -N '{escape(base + route.example)}'</pre>")
