@@ -235,6 +235,28 @@ def iter_file(path, start=0, length=None, chunk_size=65536):
         lambda s: s.replace(', ("Cache-Control", "no-cache")', ""),
         {"test_task2_streams_the_log_with_event_stream_headers"},
     ),
+    "05:writes_a_trailing_comma": (
+        "05_chunked_json",
+        lambda s: s.replace("yield separator + encoded", 'yield encoded + b","'),
+        {"test_task1_joins_into_the_same_json[one]", "test_task1_joins_into_the_same_json[three]"},
+    ),
+    "05:builds_the_whole_list_first": (
+        "05_chunked_json",
+        lambda s: s.replace(
+            '    yield b"["  # Task 2', '    items = list(items)\n    yield b"["  # Task 2'
+        ),
+        {"test_task2_sends_the_bracket_and_each_element_as_it_comes"},
+    ),
+    "05:closes_the_array_after_an_error": (
+        "05_chunked_json",
+        lambda s: s.replace("            return  # Task 3", "            break  # Task 3"),
+        {"test_task3_an_unencodable_item_ends_the_array_unclosed"},
+    ),
+    "05:lets_the_type_error_out": (
+        "05_chunked_json",
+        lambda s: s.replace("        except TypeError:", "        except KeyError:"),
+        {"test_task3_an_unencodable_item_ends_the_array_unclosed"},
+    ),
 }
 
 

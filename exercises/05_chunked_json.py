@@ -1,0 +1,25 @@
+"""Exercise 05: stream a JSON array, element by element.
+
+Write ``stream_json_array(items)``: a generator of bytes that, joined, make one JSON array
+of ``items``, sent as each item comes. Lesson 05 (``lessons/05_chunked_json.py`` and its
+notebook) has everything you need.
+
+Task 1. Valid JSON whatever the count: ``[]`` for no items, ``[1]`` for one, commas only
+        between elements. Encode each item with ``json.dumps``.
+Task 2. One element at a time: yield ``[`` at once, then each element (with its comma) as
+        soon as ``items`` gives it. Never build the whole list or the whole string.
+Task 3. An item that cannot be encoded (``json.dumps`` raises ``TypeError``) ends the
+        stream right there, *without* the closing ``]``: the 200 has gone, so an invalid
+        document is the only honest way to tell the client the list is incomplete.
+        End quietly (no exception out of the generator), and encode nothing after it.
+
+Grade your work:   python -m pytest exercises/test_05_chunked_json.py
+"""
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+
+def stream_json_array(items: Iterable[Any]) -> Iterator[bytes]:
+    """Yield a JSON array of ``items``, one element at a time."""
+    raise NotImplementedError("Exercise 05: write stream_json_array (see the tasks at the top)")
