@@ -40,6 +40,8 @@ class Route:
     example: a path and query string to try, shown as a ``curl -N`` command.
     methods: the HTTP methods; ``GET`` also answers ``HEAD``.
     streams: count its responses in ``/stats``.
+    example_body: a JSON request body to go with ``example``, for a POST route.
+    free_text: query parameters that take any text (``prompt``), not a bounded value.
     """
 
     path: str
@@ -48,6 +50,8 @@ class Route:
     example: str = ""
     methods: tuple[str, ...] = ("GET",)
     streams: bool = True
+    example_body: bytes = b""
+    free_text: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,7 @@ def build_app(
                 return send_text(environ, start_response, "application/json", _stats_json(stats))
             environ.update(settings)
             environ["wsgiorg.routing_args"] = ((), arguments)
+            environ["course.stats"] = stats  # for lessons that count more than streams
             body = routes[endpoint].app(environ, start_response)
         except HTTPException as error:
             return _send_error(environ, start_response, error)

@@ -38,12 +38,14 @@ VOCABULARY = [
 ]
 
 
-def reply_tokens(prompt: str, max_tokens: int) -> tuple[list[str], str]:
+def reply_tokens(prompt: str, max_tokens: int, length: int | None = None) -> tuple[list[str], str]:
     """Return the reply's tokens and why it ends: ``"stop"``, or ``"length"`` if cut.
 
     prompt: the user's text; the reply echoes its first words, then continues with words
         drawn by a random generator seeded from the prompt, so it is always the same.
     max_tokens: the most tokens to return.
+    length: how long the model "wants" to answer, in tokens (default: 13 to 36, chosen
+        from the prompt), to make long answers on purpose.
 
     Tokens carry their leading space, as real models' tokens do: joined, they make text.
 
@@ -53,11 +55,12 @@ def reply_tokens(prompt: str, max_tokens: int) -> tuple[list[str], str]:
     seed = int.from_bytes(hashlib.sha256(prompt.encode()).digest()[:8], "big")
     chooser = random.Random(seed)
     words = prompt.split()[:8]
-    length = 12 + chooser.randrange(24)
+    length = length if length is not None else 12 + chooser.randrange(24)
     tokens = ["You", " said", ":"] + [f" {word}" for word in words] + ["."]
-    while len(tokens) < length:
+    while len(tokens) < length - 1:
         tokens.append(f" {chooser.choice(VOCABULARY)}")
     tokens.append(".")
+    tokens = tokens[: max(length, 1)]
     if len(tokens) > max_tokens:
         return tokens[:max_tokens], "length"
     return tokens, "stop"

@@ -29,6 +29,7 @@ class StreamStats:
         self._lock = threading.Lock()
         self._started: Counter[str] = Counter()
         self._closed: Counter[str] = Counter()
+        self._counters: dict[str, Counter[str]] = {}
 
     def track(
         self, route: str, iterable: Iterable[bytes], environ: dict | None = None
@@ -64,6 +65,14 @@ class StreamStats:
             return iterable
         return ClosingIterator(iterable, lambda: self._count_closed(route))
 
+    def add(self, route: str, counter: str, amount: int = 1) -> None:
+        """Add ``amount`` to a route's own counter, e.g. ``add("/chat", "tokens_generated")``.
+
+        These appear in the route's ``/stats`` entry beside the stream counts.
+        """
+        with self._lock:
+            self._counters.setdefault(route, Counter())[counter] += amount
+
     def _count_closed(self, route: str) -> None:
         with self._lock:
             self._closed[route] += 1
@@ -80,11 +89,12 @@ class StreamStats:
                     "open_streams": self._started[route] - self._closed[route],
                     "streams_started": self._started[route],
                     "streams_closed": self._closed[route],
+                    **self._counters.get(route, {}),
                 }
-                for route in sorted(self._started)
+                for route in sorted(set(self._started) | set(self._counters))
             }
         return {
-            "open_streams": sum(r["open_streams"] for r in routes.values()),
+            "open_streams": sum(r.get("open_streams", 0) for r in routes.values()),
             "streams_started": sum(r["streams_started"] for r in routes.values()),
             "streams_closed": sum(r["streams_closed"] for r in routes.values()),
             "routes": routes,

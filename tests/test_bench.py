@@ -42,12 +42,14 @@ def test_python_dash_m_bench_quick_writes_a_table_a_plot_and_its_targets(tmp_pat
     assert "## Lesson 05: a million rows" in report
     assert report.count("| NDJSON, parsed row by row |") == 1
     assert (tmp_path / "05_chunked_json.png").stat().st_size > 10_000
+    assert "## Lesson 06: first token against the whole answer" in report
+    assert (tmp_path / "06_streaming_ai.png").stat().st_size > 10_000
 
 
 def test_the_committed_results_cover_every_benchmark_and_meet_every_target():
     report = (ROOT / "bench" / "results" / "README.md").read_text()
     assert "--quick" not in report, "commit the results of a full run"
-    for section in ["## Lesson 01", "## Lesson 02", "## Lesson 03", "## Lesson 05"]:
+    for section in ["## Lesson 01", "## Lesson 02", "## Lesson 03", "## Lesson 05", "## Lesson 06"]:
         assert section in report
-    assert report.count("- met:") >= 11
+    assert report.count("- met:") >= 13
     assert "MISSED" not in report

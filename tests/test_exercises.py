@@ -257,6 +257,29 @@ def iter_file(path, start=0, length=None, chunk_size=65536):
         lambda s: s.replace("        except TypeError:", "        except KeyError:"),
         {"test_task3_an_unencodable_item_ends_the_array_unclosed"},
     ),
+    "06:forgets_done": (
+        "06_streaming_ai",
+        lambda s: s.replace('    yield b"data: [DONE]\\n\\n"', "    pass"),
+        {"test_task1_a_delta_per_token_then_done"},
+    ),
+    "06:collects_the_answer_first": (
+        "06_streaming_ai",
+        lambda s: s.replace(
+            "    try:\n        for token in tokens:",
+            "    tokens = iter(list(tokens))\n    try:\n        for token in tokens:",
+        ),
+        {"test_task2_each_token_goes_out_as_soon_as_it_is_made"},
+    ),
+    "06:never_stops_the_model": (
+        "06_streaming_ai",
+        lambda s: s.replace("        tokens.close()  # Task 3", "        pass  # Task 3"),
+        {"test_task3_closing_the_stream_stops_the_model"},
+    ),
+    "06:says_done_after_an_error": (
+        "06_streaming_ai",
+        lambda s: s.replace("        return\n    finally:", "    finally:"),
+        {"test_task3_a_failing_model_gets_an_error_event_and_no_done"},
+    ),
 }
 
 

@@ -1,0 +1,33 @@
+"""Exercise 06, reference solution: relay tokens as Server-Sent Events, stop when nobody reads.
+
+Write ``relay(tokens)``: a generator of SSE bytes for a chat page, fed by a model's token
+generator. Lesson 06 (``lessons/06_streaming_ai.py`` and its notebook) has everything you
+need.
+
+Task 1. For each token yield ``data: {"delta": TOKEN}`` and a blank line, the value
+        written with ``json.dumps`` (a token may hold quotes or a newline), then
+        ``data: [DONE]`` and a blank line: the sign that the answer is complete.
+Task 2. Relay each token as soon as the model makes it: never wait for the whole answer.
+Task 3. The model costs money while it runs. When the server closes your generator (the
+        client left), close ``tokens`` too, so that the model stops. And if the model fails
+        mid-answer (it raises), send ``data: {"error": MESSAGE}`` and stop, with no
+        ``[DONE]``: a client must not take half an answer for a whole one.
+
+Grade your work:   python -m pytest exercises/test_06_streaming_ai.py
+"""
+
+import json
+from collections.abc import Iterator
+
+
+def relay(tokens: Iterator[str]) -> Iterator[bytes]:
+    """Yield ``data: {"delta": ...}`` per token, then ``data: [DONE]``."""
+    try:
+        for token in tokens:  # Task 2: one event per token, as it comes
+            yield f"data: {json.dumps({'delta': token})}\n\n".encode()  # Task 1
+    except Exception as error:  # Task 3: the model failed; say so, and no [DONE]
+        yield f"data: {json.dumps({'error': str(error)})}\n\n".encode()
+        return
+    finally:
+        tokens.close()  # Task 3: however we stop, the model stops too
+    yield b"data: [DONE]\n\n"

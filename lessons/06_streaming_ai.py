@@ -1,0 +1,290 @@
+"""Lesson 06: streaming AI responses. Tokens as they are made, then ``[DONE]``.
+
+A language model makes its answer one token at a time: the first after a pause (reading
+the prompt), then tens per second. Sent whole, a 400-token answer keeps the user staring
+at nothing for ten seconds; streamed, the first words show after the first pause, and
+the answer reads itself out as it is written. That is why every chat interface streams.
+
+**The seed's shape** (``GET /chat?prompt=``): Server-Sent Events, ``data: {"delta": "..."}``
+per token, then ``data: [DONE]``, a sentinel that tells the client the answer is complete
+(an answer that stops without it was cut off).
+
+**The shape real clients read** (``POST /v1/chat/completions``): OpenAI's chat completions
+API, which the official ``openai`` client and most other tools speak. ``streamlib.openai_chat``
+writes it: a ``chat.completion`` object, or with ``"stream": true`` a series of
+``chat.completion.chunk`` events (role first, a delta per token, a ``finish_reason``, usage
+on request) and ``[DONE]``. Errors in the request are 400s in OpenAI's error shape; a
+failure mid-answer is an error event, which the client raises.
+
+**Stopping when the user leaves.** Generation costs (on a real model, GPU time), so it
+must stop when nobody reads it. The token generator is lazy: the server asks for each
+token, and closing the stream closes the generator. But a WSGI app learns that its client
+left only when a write fails, up to two tokens late. So before making each token this
+lesson also checks the client's socket for end-of-file (``streamlib.disconnect``): the
+generation stops at the next token. ``/stats`` counts, per route, the tokens generated,
+the generations stopped because the client left, and the tokens made after it left.
+
+The fake model (``streamlib.fake_llm``) makes deterministic answers from the prompt, with
+a realistic pace: ``latency`` seconds before the first token, ``rate`` tokens per second.
+Both routes take them as query parameters, with ``length`` for an answer of that many
+tokens and ``fail_at`` for a model that breaks down at that token: before the 200 it is a
+500, after it an error event and no ``[DONE]``.
+
+Try it (``python lessons/06_streaming_ai.py``, or ``python -m lessons``)::
+
+    curl -N 'http://127.0.0.1:8000/chat?prompt=Why+stream%3F'
+    curl -N http://127.0.0.1:8000/v1/chat/completions -H 'Content-Type: application/json' \\
+      -d '{"model": "fake", "stream": true, "messages": [{"role": "user", "content": "hi"}]}'
+
+and with the official client: ``OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="x")``.
+Then open http://127.0.0.1:8000/demo/chat. Notebook: ``notebooks/06_streaming_ai.ipynb``.
+Exercise: ``exercises/06_streaming_ai.py``.
+"""
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+
+from werkzeug.exceptions import BadRequest
+from werkzeug.wrappers import Request
+
+from lessons.cli import run_lesson
+from lessons.course import Lesson, Route, send_text
+from streamlib import float_param, int_param
+from streamlib.disconnect import client_watch
+from streamlib.fake_llm import pace, reply_tokens
+from streamlib.openai_chat import (
+    DONE,
+    ChatRequestError,
+    completion,
+    completion_chunks,
+    error_body,
+    parse_chat_request,
+    usage,
+)
+from streamlib.sse import event_stream, format_event
+
+SSE_HEADERS = [
+    ("Content-Type", "text/event-stream"),
+    ("Cache-Control", "no-cache"),
+    ("X-Accel-Buffering", "no"),
+]
+
+
+def model_params(environ: dict) -> tuple[float, float, int | None, int | None]:
+    """``latency`` (s before the first token), ``rate`` (tokens/s), ``length`` (tokens),
+    and ``fail_at``: the token at which the model breaks down, to see a mid-answer error."""
+    args = Request(environ).args
+    latency = float_param(args, "latency", 0.3, 0.0, 10.0)
+    rate = float_param(args, "rate", 30.0, 1.0, 10_000.0)
+    length = int_param(args, "length", 0, 1, 100_000) if "length" in args else None
+    fail_at = int_param(args, "fail_at", 0, 0, 100_000) if "fail_at" in args else None
+    if length is not None and length / rate > 600:
+        raise BadRequest(f"length: {length} tokens at {rate:g}/s would take over 600 s")
+    return latency, rate, length, fail_at
+
+
+def breaking_at(tokens: list[str], fail_at: int | None) -> Iterator[str]:
+    """The tokens, with a ``RuntimeError`` instead of token number ``fail_at``."""
+    for n, token in enumerate(tokens):
+        if n == fail_at:
+            raise RuntimeError(f"the model broke down at token {n}")
+        yield token
+
+
+def generate(
+    environ: dict, route: str, tokens: Iterable[str], latency: float, rate: float
+) -> Iterator[str]:
+    """Pace ``tokens`` like a model, counting them in ``/stats``; stop when the client goes.
+
+    Before each token, the client's socket is checked (``client_watch``): a client that
+    has gone gets no more tokens made for it. A failed write closes this generator too.
+    """
+    stats = environ.get("course.stats")
+    count = stats.add if stats is not None else (lambda *args: None)
+    gone = client_watch(environ)
+    for token in pace(tokens, latency, rate):
+        if gone():
+            count(route, "generations_stopped")
+            count(route, "tokens_after_disconnect")  # this one was made for nobody
+            return
+        count(route, "tokens_generated")
+        yield token
+
+
+def serve_chat(environ: dict, start_response: Callable) -> Iterator[bytes]:
+    """``GET /chat?prompt=``: ``data: {"delta": "..."}`` per token, then ``data: [DONE]``."""
+    prompt = Request(environ).args.get("prompt", "Hello")
+    latency, rate, length, fail_at = model_params(environ)
+    tokens, _ = reply_tokens(prompt, 100_000, length)
+    start_response("200 OK", SSE_HEADERS)
+
+    def events() -> Iterator[bytes]:
+        try:
+            for token in generate(environ, "/chat", breaking_at(tokens, fail_at), latency, rate):
+                yield format_event(json.dumps({"delta": token}))
+        except RuntimeError as error:  # after the 200: say it in band, and no [DONE]
+            yield format_event(json.dumps({"error": str(error)}))
+            return
+        yield DONE
+
+    return event_stream(events())
+
+
+def serve_completions(environ: dict, start_response: Callable) -> Iterable[bytes]:
+    """``POST /v1/chat/completions``: OpenAI's chat completions, streamed or whole."""
+    latency, rate, length, fail_at = model_params(environ)
+    body = Request(environ).get_data(cache=False)
+    try:
+        request = parse_chat_request(body)
+    except ChatRequestError as error:
+        answer = json.dumps(error_body(str(error), param=error.param))
+        start_response("400 Bad Request", [("Content-Type", "application/json")])
+        return [answer.encode()]
+    tokens, finish_reason = reply_tokens(request.prompt, request.max_tokens, length)
+    completion_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+    prompt_tokens = sum(len(m["content"].split()) for m in request.messages)
+    made = generate(environ, "/v1/chat/completions", breaking_at(tokens, fail_at), latency, rate)
+    if request.stream:
+        start_response("200 OK", SSE_HEADERS)
+        return completion_chunks(
+            completion_id, created, request, made, finish_reason, prompt_tokens
+        )
+    try:
+        text = "".join(made)  # a whole answer: nothing can be sent before the last token
+    except RuntimeError as error:  # nothing sent yet: a real error status is still possible
+        answer = json.dumps(error_body(str(error), "server_error"))
+        start_response("500 Internal Server Error", [("Content-Type", "application/json")])
+        return [answer.encode()]
+    counts = usage(prompt_tokens, len(tokens))
+    answer = completion(completion_id, created, request.model, text, finish_reason, counts)
+    return send_text(environ, start_response, "application/json", json.dumps(answer))
+
+
+DEMO_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Lesson 06: a streaming chat</title>
+<style>body { font: 16px/1.5 system-ui, sans-serif; max-width: 46rem; margin: 2rem auto; }
+#answer { white-space: pre-wrap; border: 1px solid #ccc; padding: 1rem; min-height: 6rem; }
+textarea { width: 100%; }</style>
+</head>
+<body>
+<h1>A chat that streams</h1>
+<p>The page POSTs to <code>/v1/chat/completions</code> with <code>"stream": true</code> and
+reads the answer with <code>fetch</code> and a <code>ReadableStream</code>, rendering each
+token as it comes. (<code>EventSource</code> cannot send a POST with a body, so chat pages read
+the event stream themselves.) <em>Stop</em> aborts the request; the server notices and stops
+generating.</p>
+<textarea id="prompt" rows="2">Why do chat interfaces stream their answers?</textarea>
+<p><button id="send">Send</button> <button id="stop" disabled>Stop</button>
+<span id="status">idle</span> &middot; first token after <span id="ttft">-</span>
+&middot; tokens: <span id="count">0</span></p>
+<div id="answer"></div>
+<script>
+const $ = (id) => document.getElementById(id);
+let controller = null;
+$("send").onclick = async () => {
+  controller = new AbortController();
+  $("answer").textContent = "";
+  $("count").textContent = "0";
+  $("status").textContent = "waiting";
+  $("send").disabled = true;
+  $("stop").disabled = false;
+  const started = performance.now();
+  try {
+    const response = await fetch("/v1/chat/completions" + location.search, {
+      method: "POST",
+      headers: {"Content-Type": "application/json"},
+      body: JSON.stringify({model: "fake", stream: true,
+                            messages: [{role: "user", content: $("prompt").value}]}),
+      signal: controller.signal,
+    });
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const {value, done} = await reader.read();
+      if (done) break;
+      buffer += value;
+      const events = buffer.split("\\n\\n");
+      buffer = events.pop();
+      for (const event of events) {
+        const data = event.split("\\n").filter((l) => l.startsWith("data: "))
+                          .map((l) => l.slice(6)).join("\\n");
+        if (!data) continue;
+        if (data === "[DONE]") { $("status").textContent = "done"; continue; }
+        const delta = JSON.parse(data).choices?.[0]?.delta?.content;
+        if (!delta) continue;
+        if ($("count").textContent === "0") {
+          $("ttft").textContent = Math.round(performance.now() - started) + " ms";
+        }
+        const token = document.createElement("span");
+        token.dataset.streamed = "";
+        token.textContent = delta;
+        $("answer").append(token);
+        $("count").textContent = String(Number($("count").textContent) + 1);
+        $("status").textContent = "streaming";
+      }
+    }
+  } catch (error) {
+    $("status").textContent = error.name === "AbortError" ? "stopped" : "error: " + error;
+  } finally {
+    $("send").disabled = false;
+    $("stop").disabled = true;
+  }
+};
+$("stop").onclick = () => controller && controller.abort();
+</script>
+</body>
+</html>
+"""
+
+
+def demo_chat(environ: dict, start_response: Callable) -> list[bytes]:
+    """The chat page; its query string (``?rate=5&length=200``) is passed to the API."""
+    return send_text(environ, start_response, "text/html", DEMO_PAGE)
+
+
+LESSON = Lesson(
+    number=6,
+    slug="streaming_ai",
+    title="Streaming AI responses",
+    summary=(
+        "A fake model's tokens relayed as they are made: the seed's {delta} events and [DONE],"
+        " and OpenAI's chat completions wire format, which the official openai client reads."
+        " Generation stops when the client leaves; /stats counts the tokens."
+    ),
+    routes=(
+        Route(
+            "/chat",
+            serve_chat,
+            "SSE: a delta per token, then [DONE]",
+            "/chat?prompt=Why+stream",
+            free_text=("prompt",),
+        ),
+        Route(
+            "/v1/chat/completions",
+            serve_completions,
+            "OpenAI-compatible chat completions, streamed or whole (POST a JSON body)",
+            "/v1/chat/completions?latency=0.05",
+            methods=("POST",),
+            example_body=(
+                b'{"model": "fake", "stream": true,'
+                b' "messages": [{"role": "user", "content": "Why stream?"}]}'
+            ),
+        ),
+        Route(
+            "/demo/chat",
+            demo_chat,
+            "a chat page that renders tokens as they come",
+            "",
+            streams=False,
+        ),
+    ),
+    demos=(("/demo/chat", "a streaming chat with a Stop button"),),
+)
+
+if __name__ == "__main__":
+    run_lesson(LESSON)
