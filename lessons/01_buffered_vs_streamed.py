@@ -55,11 +55,11 @@ from werkzeug.wrappers import Request
 from lessons.cli import run_lesson
 from lessons.course import Lesson, Route
 from streamlib import float_param, int_param
+from streamlib.params import check_duration
 
 MAX_SIZE = 1024**3  # 1 GiB: buffered, that is 2 GiB of server memory
 MAX_PIECE = 1024**2
 MAX_DELAY = 10.0  # seconds between two pieces
-MAX_DURATION = 600.0  # seconds for the whole body: no stream may tie up a server for longer
 MAX_PIECES = 1024**2
 
 LINE = 64  # every line of the body is 64 bytes, so that curl shows it line by line
@@ -112,11 +112,7 @@ def read_body_params(environ: dict) -> tuple[int, int, float]:
             f"piece: {size} bytes in pieces of {piece_size} makes {pieces} pieces;"
             f" at most {MAX_PIECES} are allowed, so use piece={-(-size // MAX_PIECES)} or more"
         )
-    if (pieces - 1) * delay > MAX_DURATION:
-        raise BadRequest(
-            f"delay: {pieces} pieces {delay:g} s apart would take"
-            f" {(pieces - 1) * delay:.0f} s; keep it under {MAX_DURATION:.0f} s"
-        )
+    check_duration("delay", pieces, "pieces", delay)
     return size, piece_size, delay
 
 

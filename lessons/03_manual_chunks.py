@@ -46,17 +46,16 @@ Notebook: ``notebooks/03_manual_chunks.ipynb``. Exercise: ``exercises/03_manual_
 import time
 from collections.abc import Callable, Iterator
 
-from werkzeug.exceptions import BadRequest
 from werkzeug.wrappers import Request
 
 from lessons.cli import run_lesson
 from lessons.course import Lesson, Route
 from streamlib import float_param, int_param
+from streamlib.params import check_duration
 from streamlib.timing import paced
 
 MAX_COUNT = 100_000
 MAX_INTERVAL = 60.0
-MAX_DURATION = 600.0  # seconds: no stream may tie up a server for longer
 
 
 def ticks(
@@ -83,11 +82,7 @@ def serve_ticks(environ: dict, start_response: Callable) -> Iterator[bytes]:
     args = Request(environ).args
     count = int_param(args, "count", 10, 0, MAX_COUNT)
     interval = float_param(args, "interval", 0.5, 0.0, MAX_INTERVAL)
-    if count and (count - 1) * interval > MAX_DURATION:
-        raise BadRequest(
-            f"interval: {count} ticks {interval:g} s apart would take"
-            f" {(count - 1) * interval:.0f} s; keep it under {MAX_DURATION:.0f} s"
-        )
+    check_duration("interval", count, "ticks", interval)
     start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
     return ticks(count, interval)
 

@@ -31,16 +31,15 @@ Notebook: ``notebooks/05_chunked_json.ipynb``. Exercise: ``exercises/05_chunked_
 import time
 from collections.abc import Callable, Iterator
 
-from werkzeug.exceptions import BadRequest
 from werkzeug.wrappers import Request
 
 from lessons.cli import run_lesson
 from lessons.course import Lesson, Route
 from streamlib import float_param, int_param
 from streamlib.json_stream import iter_json_array, iter_ndjson
+from streamlib.params import check_duration
 
 MAX_COUNT = 10_000_000
-MAX_DURATION = 600.0  # seconds
 
 
 def make_rows(
@@ -69,11 +68,7 @@ def read_rows_params(environ: dict) -> tuple[int, float, int | None]:
     count = int_param(args, "count", 10, 0, MAX_COUNT)
     delay = float_param(args, "delay", 0.0, 0.0, 10.0)
     fail_at = int_param(args, "fail_at", -1, 0, MAX_COUNT) if "fail_at" in args else None
-    if count and (count - 1) * delay > MAX_DURATION:
-        raise BadRequest(
-            f"delay: {count} rows {delay:g} s apart would take {(count - 1) * delay:.0f} s;"
-            f" keep it under {MAX_DURATION:.0f} s"
-        )
+    check_duration("delay", count, "rows", delay)
     return count, delay, fail_at
 
 

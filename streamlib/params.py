@@ -54,6 +54,27 @@ def float_param(
     return _bounded(args, name, default, low, high, NUMBER, float, "a number")
 
 
+MAX_STREAM_SECONDS = 600.0  # no demo stream may tie up a server thread for longer
+
+
+def check_duration(name: str, count: int, what: str, gap: float) -> None:
+    """Refuse, with a 400 naming ``name``, ``count`` items ``gap`` seconds apart that
+    would take longer than ``MAX_STREAM_SECONDS``.
+
+    Each parameter may be in range and their product still absurd: 100,000 ticks one
+    second apart. A stream holds a server thread (a sync worker, even) for all that time.
+    The 400 reads: ``interval: 10000 ticks 1 s apart would take 9999 s; keep it under 600 s``.
+
+    >>> check_duration("interval", 10, "ticks", 1.0)  # 9 s: fine
+    """
+    total = max(count - 1, 0) * gap
+    if total > MAX_STREAM_SECONDS:
+        raise BadRequest(
+            f"{name}: {count} {what} {gap:g} s apart would take {total:.0f} s;"
+            f" keep it under {MAX_STREAM_SECONDS:.0f} s"
+        )
+
+
 def _bounded(
     args: Mapping[str, str],
     name: str,

@@ -4,6 +4,7 @@ import pytest
 from werkzeug.exceptions import BadRequest
 
 from streamlib import float_param, int_param
+from streamlib.params import check_duration
 
 
 @pytest.mark.parametrize(
@@ -40,3 +41,16 @@ def test_float_param_refuses_out_of_range_and_non_finite(raw):
         float_param({"d": raw}, "d", 0.5, 0.0, 10.0)
     assert "\n" not in refused.value.description
     assert refused.value.description.startswith("d: expected a number from 0 to 10, got")
+
+
+@pytest.mark.parametrize(
+    ("count", "gap", "refused"),
+    [(601, 1.0, False), (602, 1.0, True), (0, 1e6, False), (1, 1e6, False), (2, 601.0, True)],
+)
+def test_check_duration_refuses_streams_over_600_seconds(count, gap, refused):
+    if refused:
+        with pytest.raises(BadRequest) as error:
+            check_duration("gap", count, "items", gap)
+        assert error.value.description.startswith(f"gap: {count} items {gap:g} s apart would take")
+    else:
+        assert check_duration("gap", count, "items", gap) is None
