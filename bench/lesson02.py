@@ -149,6 +149,7 @@ def ensure_nginx() -> None:
         return
     if os.geteuid() != 0:
         raise SystemExit("the file benchmark needs nginx: sudo apt-get install nginx-light")
+    subprocess.run(["apt-get", "update", "-qq"], check=True)  # a fresh machine has no lists
     subprocess.run(["apt-get", "install", "-y", "-qq", "nginx-light"], check=True)
 
 
