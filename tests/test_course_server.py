@@ -189,3 +189,14 @@ def test_a_lesson_runs_alone_and_says_what_to_try():
 def test_serve_runs_the_course_app_in_a_thread(course_app):
     with serve(course_app) as url:
         assert requests.get(url + "/stats", timeout=5).json()["open_streams"] == 0
+
+
+def test_plain_gunicorn_serves_the_course_from_lessons_wsgi(tmp_path):
+    (tmp_path / "mine.txt").write_text("served from STREAMLIB_FILES\n")
+    port = free_port()
+    command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "lessons.wsgi:app"]
+    with spawn_server(command, port, env={"STREAMLIB_FILES": str(tmp_path)}) as server:
+        index = requests.get(server.url + "/", timeout=5)
+        mine = requests.get(server.url + "/files/mine.txt", timeout=5)
+    assert index.status_code == 200 and "Streaming a file" in index.text
+    assert mine.text == "served from STREAMLIB_FILES\n"
