@@ -30,8 +30,9 @@ sends them back as ``If-None-Match`` / ``If-Modified-Since``; if nothing changed
 is ``304 Not Modified`` with no body. ``If-Range`` makes a range conditional: resume only if
 the file is still the same version, otherwise send it all.
 
-**HEAD** answers the headers of GET (length included) and no body; the file is never
-opened, because the generator that would open it is never started.
+**HEAD** answers the headers of GET (length included) and no body, and never opens the
+file: ``serve_file`` returns before ``file_body``, which would open it for a server's
+file wrapper.
 
 **Only the folder, nothing else.** The name comes from the URL, so it is hostile until
 proven otherwise: ``streamlib.paths.resolve_under`` refuses ``..`` in every spelling the
@@ -159,6 +160,8 @@ def serve_file(environ: dict, start_response: Callable) -> Iterable[bytes]:
         headers.append(("Content-Range", f"bytes {start}-{stop - 1}/{size}"))
     headers += [("Content-Type", content_type(path)), ("Content-Length", str(stop - start))]
     start_response(status, headers)
+    if environ["REQUEST_METHOD"] == "HEAD":
+        return []  # headers only: not even the server's file wrapper opens the file
     return file_body(environ, path, start, stop - start)
 
 

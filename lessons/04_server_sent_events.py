@@ -15,9 +15,10 @@ not a number, lies in the future, or is too old starts a fresh stream; never an 
 
 **Headers.** ``Content-Type: text/event-stream``; ``Cache-Control: no-cache`` (a cached
 stream is a broken stream); ``X-Accel-Buffering: no`` (tells nginx not to buffer this one
-response; lesson 07). And no ``Connection: keep-alive``: Node examples set it, because Node's
-server leaves it to the app, but it is a hop-by-hop header, which PEP 3333 forbids an app to
-send. Keeping the connection open is the WSGI server's job.
+response; lesson 07). And no ``Connection: keep-alive``: many Node examples set it (a habit
+from HTTP/1.0, where a client had to ask for a persistent connection, and Node lets an app
+set any header), but it is a hop-by-hop header, which PEP 3333 forbids an app to send.
+Keeping the connection open is the WSGI server's job.
 
 **Heartbeats and goodbyes.** Something is sent at once (a comment) so that the headers leave
 now. When nothing happens for ``heartbeat`` seconds, a comment is sent: it keeps proxies from

@@ -13,9 +13,9 @@ from wsgiref.util import FileWrapper
 import pytest
 import requests
 
-from lessons import load_lessons, spawn_course
+from lessons import load_lesson, load_lessons, spawn_course
 from lessons.course import build_app
-from streamlib import StreamStats, call_app, observe, serve, trace_memory
+from streamlib import StreamStats, call_app, make_environ, observe, serve, trace_memory
 
 MiB = 1024 * 1024
 HELLO = b"Hello, ranges! 0123456789\n"
@@ -211,6 +211,22 @@ def test_the_server_wrapper_reaches_the_server_unwrapped_and_is_counted(public):
     ranged = call_app(capture, "/files/hello.txt", headers={"Range": "bytes=0-4"})
     assert ranged.read() == HELLO[:5]
     assert not isinstance(seen["body"], FileWrapper), "a range that stops early: the generator"
+
+
+def test_head_never_opens_the_file_even_for_a_server_file_wrapper(public):
+    opened = []
+
+    class Wrapper(FileWrapper):
+        def __init__(self, filelike, blksize=8192):
+            opened.append(filelike.name)
+            super().__init__(filelike, blksize)
+
+    lesson = load_lesson("02")
+    environ = make_environ("/files/hello.txt", "HEAD")
+    environ.update({"wsgi.file_wrapper": Wrapper, "course.files": str(public)})
+    environ["wsgiorg.routing_args"] = ((), {"name": "hello.txt"})
+    body = lesson.serve_file(environ, lambda status, headers: None)
+    assert list(body) == [] and opened == []
 
 
 @pytest.fixture(scope="module")
