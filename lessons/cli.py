@@ -2,17 +2,20 @@
 
 Both take the same flags; ``--help`` lists them. ``--server werkzeug`` (the default) is
 werkzeug's threaded development server; ``--server gunicorn`` runs the very same app
-under gunicorn, the way lesson 07 deploys it.
+under gunicorn, the way lesson 07 deploys it: it prints the plain ``gunicorn`` command
+that serves the same thing, and becomes that command.
 """
 
 import argparse
 import importlib.util
+import os
+import shlex
 import sys
 from collections.abc import Sequence
 
-from lessons import load_lessons
+from lessons import lesson_names, load_lessons
 from lessons.course import Lesson, build_app
-from streamlib import run_gunicorn
+from streamlib import gunicorn_args
 
 
 def make_parser(description: str) -> argparse.ArgumentParser:
@@ -32,6 +35,18 @@ def make_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=64, help="threads per gthread worker")
     parser.add_argument(
         "--timeout", type=int, default=30, help="gunicorn's worker timeout, seconds"
+    )
+    parser.add_argument(
+        "--worker-connections",
+        type=int,
+        default=1000,
+        help="gunicorn: most connections a gthread or gevent worker holds at once",
+    )
+    parser.add_argument(
+        "--graceful-timeout",
+        type=int,
+        default=30,
+        help="gunicorn: seconds a stopping worker lets open requests run before it is killed",
     )
     parser.add_argument(
         "--no-sendfile",
@@ -67,22 +82,45 @@ def serve_lessons(lessons: Sequence[Lesson], args: argparse.Namespace) -> None:
             elif route.example:
                 print(f"  curl -N '{base}{route.example}'")
     print(f"  curl {base}/stats", flush=True)
-    app = build_app(lessons, settings={"course.files": args.files} if args.files else {})
     if args.server == "werkzeug":
         from werkzeug.serving import run_simple
 
+        app = build_app(lessons, settings={"course.files": args.files} if args.files else {})
         run_simple(args.host, args.port, app, threaded=True)
         return
     if args.worker_class == "gevent" and importlib.util.find_spec("gevent") is None:
         sys.exit("--worker-class gevent needs gevent: python -m pip install 'gunicorn[gevent]'")
+    become_gunicorn(lessons, args)
+
+
+def become_gunicorn(lessons: Sequence[Lesson], args: argparse.Namespace) -> None:
+    """Print the plain ``gunicorn`` command that serves ``lessons`` as ``args`` say; run it.
+
+    The process *becomes* gunicorn (``os.execv``), so that gunicorn imports the app in its
+    workers, after a gevent worker has patched the standard library (lesson 07), and so
+    that a signal sent to this process reaches gunicorn's arbiter directly.
+    """
     # gunicorn turns a sync worker with threads > 1 into gthread: pass threads to gthread only
     threads = {"threads": args.threads} if args.worker_class == "gthread" else {}
-    run_gunicorn(
-        app,
+    connections = (
+        {} if args.worker_class == "sync" else {"worker_connections": args.worker_connections}
+    )
+    command = gunicorn_args(
+        "lessons.wsgi:app",
         bind=f"{args.host}:{args.port}",
         worker_class=args.worker_class,
         workers=args.workers,
-        timeout=args.timeout,
-        sendfile=not args.no_sendfile,
         **threads,
+        **connections,
+        timeout=args.timeout,
+        graceful_timeout=args.graceful_timeout,
+        sendfile=not args.no_sendfile,
     )
+    env = {}
+    if [lesson.name for lesson in lessons] != lesson_names():  # one lesson alone
+        env["STREAMLIB_LESSONS"] = ",".join(lesson.name for lesson in lessons)
+    if args.files:
+        env["STREAMLIB_FILES"] = args.files
+    shown = " ".join(f"{name}={shlex.quote(value)}" for name, value in env.items())
+    print(f"Running: {shown + ' ' if shown else ''}gunicorn {shlex.join(command)}", flush=True)
+    os.execve(sys.executable, [sys.executable, "-m", "gunicorn", *command], {**os.environ, **env})

@@ -2,15 +2,19 @@
 
     gunicorn --worker-class gthread --threads 64 --bind 127.0.0.1:8000 lessons.wsgi:app
 
-is what ``python -m lessons --server gunicorn`` runs. The folder ``/files/`` serves comes
-from the ``STREAMLIB_FILES`` environment variable (``--files`` on the course's own command
-line); without it, the course's sample folder.
+is what ``python -m lessons --server gunicorn`` runs (it prints the exact command). Two
+environment variables shape the app: ``STREAMLIB_FILES``, the folder ``/files/`` serves
+(``--files`` on the course's own command line; without it, the course's sample folder),
+and ``STREAMLIB_LESSONS``, which lessons to mount, such as ``04_server_sent_events``
+(comma-separated; without it, all of them).
 """
 
 import os
 
-from lessons import load_lessons
+from lessons import load_lesson, load_lessons
 from lessons.course import build_app
 
 files = os.environ.get("STREAMLIB_FILES")
-app = build_app(load_lessons(), settings={"course.files": files} if files else {})
+names = [name for name in os.environ.get("STREAMLIB_LESSONS", "").split(",") if name]
+lessons = [load_lesson(name).LESSON for name in names] if names else load_lessons()
+app = build_app(lessons, settings={"course.files": files} if files else {})

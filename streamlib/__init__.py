@@ -15,7 +15,7 @@ the course is built on, one concern per module:
 from streamlib.memory import MemoryTrace, peak_rss_bytes, reset_peak_rss, trace_memory
 from streamlib.observe import Chunk, Observation, observe
 from streamlib.params import float_param, int_param
-from streamlib.serving import ServerProcess, free_port, run_gunicorn, serve, spawn_server
+from streamlib.serving import ServerProcess, free_port, gunicorn_args, serve, spawn_server
 from streamlib.stats import StreamStats
 from streamlib.testing import FakeClock, WSGIResponse, call_app, make_environ
 
@@ -30,12 +30,12 @@ __all__ = [
     "call_app",
     "float_param",
     "free_port",
+    "gunicorn_args",
     "int_param",
     "make_environ",
     "observe",
     "peak_rss_bytes",
     "reset_peak_rss",
-    "run_gunicorn",
     "serve",
     "spawn_server",
     "trace_memory",

@@ -4,7 +4,7 @@ Notebooks and tests talk to real servers over real sockets, because streaming is
 what happens on the wire. :func:`serve` is the quick one (werkzeug's threaded dev server
 in a background thread). :func:`spawn_server` starts a separate process, so that its
 memory can be measured on its own and it can be stopped and restarted.
-:func:`run_gunicorn` runs an app object under gunicorn from Python.
+:func:`gunicorn_args` writes the command line that runs an app under gunicorn.
 """
 
 import logging
@@ -158,37 +158,39 @@ def _stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
-def run_gunicorn(app: WSGIApp, bind: str = "127.0.0.1:8000", **settings: Any) -> None:
-    """Serve ``app`` under gunicorn until the process is stopped (SIGINT or SIGTERM).
+def gunicorn_args(app: str, bind: str = "127.0.0.1:8000", **settings: Any) -> list[str]:
+    """Return the arguments of the ``gunicorn`` command that serves ``app`` with ``settings``.
 
+    app: the app's import path, ``module:name``, such as ``lessons.wsgi:app``.
     bind: ``HOST:PORT`` to listen on.
     settings: gunicorn settings by their Python names, as in a ``gunicorn.conf.py``:
-        ``worker_class="gthread"``, ``workers=2``, ``threads=100``, ``timeout=30``...
+        ``worker_class="gevent"``, ``workers=2``, ``threads=100``, ``timeout=30``...
 
-    This is gunicorn's documented "custom application": the same as running
-    ``gunicorn --bind 127.0.0.1:8000 module:app`` on the command line, but with an app
-    object we already hold. gunicorn forks its workers from this process.
+    >>> gunicorn_args("lessons.wsgi:app", worker_class="gthread", threads=8)[:5]
+    ['--bind', '127.0.0.1:8000', '--worker-class', 'gthread', '--threads']
 
-    Three gunicorn habits to know. Its ``sendfile`` setting is the ``--no-sendfile``
-    flag in disguise: setting it to *any* value, ``True`` included, turns sendfile off
-    (in a ``gunicorn.conf.py`` too), so we pass it on only when it is False. With
-    ``threads`` above 1 it quietly swaps the ``sync`` worker for ``gthread``. And since
-    version 24 it opens a control socket at one fixed path per user, which we turn off
-    so that several servers can run side by side.
+    Run them as ``gunicorn ARGS`` (or ``python -m gunicorn ARGS``). gunicorn imports the
+    app in each worker *after* the worker has started, which is what a gevent worker
+    needs: it patches ``time.sleep``, sockets and locks first, so that the app's modules
+    get the cooperative versions. An app object built before the fork would not.
+
+    Two gunicorn habits to know. Its ``sendfile`` setting is the ``--no-sendfile`` flag:
+    pass ``sendfile=False`` to turn sendfile off (in a ``gunicorn.conf.py``, setting
+    ``sendfile`` to *any* value, ``True`` included, turns it off). And since version 24
+    it opens a control socket at one fixed path per user, which we turn off so that
+    several servers can run side by side.
     """
-    if settings.get("sendfile") is True:
-        del settings["sendfile"]  # True would mean "--no-sendfile" to gunicorn
-    from gunicorn.app.base import BaseApplication  # gunicorn is only needed here
+    from gunicorn.config import KNOWN_SETTINGS  # gunicorn is only needed here
 
-    class EmbeddedGunicorn(BaseApplication):
-        def load_config(self) -> None:
-            self.cfg.set("bind", bind)
-            if "control_socket_disable" in self.cfg.settings:
-                self.cfg.set("control_socket_disable", True)
-            for name, value in settings.items():
-                self.cfg.set(name, value)
-
-        def load(self) -> WSGIApp:
-            return app
-
-    EmbeddedGunicorn().run()
+    args = ["--bind", bind]
+    for name, value in settings.items():
+        flag = "--" + name.replace("_", "-")
+        if name == "sendfile":
+            args += [] if value else ["--no-sendfile"]
+        elif value is True:
+            args.append(flag)
+        elif value not in (False, None):
+            args += [flag, str(value)]
+    if any(setting.name == "control_socket_disable" for setting in KNOWN_SETTINGS):
+        args.append("--no-control-socket")
+    return [*args, app]

@@ -200,3 +200,20 @@ def test_plain_gunicorn_serves_the_course_from_lessons_wsgi(tmp_path):
         mine = requests.get(server.url + "/files/mine.txt", timeout=5)
     assert index.status_code == 200 and "Streaming a file" in index.text
     assert mine.text == "served from STREAMLIB_FILES\n"
+
+
+def test_under_gunicorn_a_lesson_alone_prints_and_runs_the_plain_gunicorn_command():
+    """``--server gunicorn`` shows the command it becomes, and serves just that lesson."""
+    port = free_port()
+    script = ROOT / "lessons" / "03_manual_chunks.py"
+    command = [sys.executable, str(script), "--port", str(port), "--server", "gunicorn"]
+    with spawn_server(command, port) as server:
+        ticks = requests.get(server.url + "/ticks?count=2&interval=0", timeout=5)
+        other_lesson = requests.get(server.url + "/streamed?size=10", timeout=5)
+    assert ticks.text == "tick 0\ntick 1\n"
+    assert other_lesson.status_code == 404
+    assert (
+        "Running: STREAMLIB_LESSONS=03_manual_chunks gunicorn --bind 127.0.0.1:"
+        f"{port} --worker-class gthread --workers 1 --threads 64" in server.log()
+    )
+    assert "Using worker: gthread" in server.log()
