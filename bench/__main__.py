@@ -15,10 +15,10 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 
-from bench import lesson01, lesson02, lesson03, lesson05, lesson06
+from bench import lesson01, lesson02, lesson03, lesson05, lesson06, lesson07
 from streamlib.nginx import nginx_binary
 
-BENCHMARKS = [lesson01, lesson02, lesson03, lesson05, lesson06]
+BENCHMARKS = [lesson01, lesson02, lesson03, lesson05, lesson06, lesson07]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -33,7 +33,7 @@ http {{
     scgi_temp_path {work}/scgi;
     default_type application/octet-stream;
     server {{
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{port}{http2};
         {server}
     }}
 }}
@@ -51,10 +51,12 @@ def nginx_binary() -> str:
 
 
 @contextmanager
-def spawn_nginx(server: str) -> Iterator[ServerProcess]:
+def spawn_nginx(server: str, *, http2: bool = False) -> Iterator[ServerProcess]:
     """Start nginx with ``server`` as the body of its one ``server {}`` block.
 
     server: nginx directives, such as ``location /files/ { alias /srv/files/; }``.
+    http2: speak HTTP/2 without TLS ("h2c"), to clients that know it in advance
+        (``curl --http2-prior-knowledge``); browsers speak HTTP/2 over TLS only.
 
     Yields a :class:`streamlib.ServerProcess`; its ``pids()`` are nginx's worker processes.
     As root, the workers run as root too, so that they can read the caller's temporary
@@ -65,7 +67,11 @@ def spawn_nginx(server: str) -> Iterator[ServerProcess]:
     with tempfile.TemporaryDirectory(prefix="streamlib-nginx-") as work:
         config = Path(work) / "nginx.conf"
         user = "user root;" if os.geteuid() == 0 else ""
-        config.write_text(CONFIG.format(user=user, work=work, port=port, server=server))
+        listen = " http2" if http2 else ""
+        config.write_text(
+            CONFIG.format(user=user, work=work, port=port, server=server, http2=listen)
+        )
         command = [nginx_binary(), "-c", str(config), "-p", work, "-e", f"{work}/error.log"]
-        with spawn_server(command, port) as process:
+        # an HTTP/2-only port does not answer HTTP/1.1: then wait for the port alone
+        with spawn_server(command, port, ready_path=None if http2 else "/") as process:
             yield process

@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,6 +86,22 @@ class ServerProcess:
         children = psutil.Process(self.pid).children(recursive=True)
         return [child.pid for child in children] or [self.pid]
 
+    def kill(self) -> None:
+        """Kill the server at once (SIGKILL), and every process it started: a crash.
+
+        Killing only the parent would leave gunicorn's workers running as orphans, still
+        holding their clients' connections open.
+        """
+        try:
+            family = psutil.Process(self.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            family = []
+        self.process.kill()
+        self.process.wait()
+        for child in family:
+            with suppress(psutil.NoSuchProcess):
+                child.kill()
+
     def log(self) -> str:
         """Everything the server printed (stdout and stderr), so far or until it stopped."""
         if self.final_log is not None:
@@ -99,21 +115,25 @@ def spawn_server(
     port: int,
     *,
     host: str = "127.0.0.1",
-    ready_path: str = "/",
+    ready_path: str | None = "/",
     ready_timeout: float = 20.0,
     env: dict[str, str] | None = None,
+    scheme: str = "http",
 ) -> Iterator[ServerProcess]:
-    """Start ``command`` as a server process and wait until it answers HTTP.
+    """Start ``command`` as a server process and wait until it answers.
 
     command: the program and its arguments; it must listen on ``host:port``.
     port: the port the command was told to use (see :func:`free_port`).
-    ready_path: a path that answers once the server is ready (any status will do).
+    ready_path: a path that answers HTTP once the server is ready (any status will do);
+        None to wait only until the port accepts connections (a server that speaks
+        another protocol, such as Redis, or HTTP/2 alone).
     ready_timeout: seconds to wait for that answer before giving up.
     env: extra environment variables for the child.
+    scheme: the start of the yielded URL: ``http``, or ``redis`` for a Redis server.
 
     The child's output goes to a log file (a pipe nobody reads would fill up and stall
     the server). On exit it gets SIGTERM, the signal a process manager sends, then
-    SIGKILL if it has not stopped within 10 s.
+    SIGKILL, with every process it started, if it has not stopped within 10 s.
     """
     with tempfile.NamedTemporaryFile(prefix="streamlib-server-", suffix=".log") as log_file:
         process = subprocess.Popen(
@@ -123,17 +143,18 @@ def spawn_server(
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
         )
-        server = ServerProcess(f"http://{host}:{port}", process, Path(log_file.name))
+        server = ServerProcess(f"{scheme}://{host}:{port}", process, Path(log_file.name))
         try:
             _wait_until_ready(server, ready_path, ready_timeout)
             yield server
         finally:
-            _stop(process)
+            _stop(server)
             server.final_log = server.log()
 
 
-def _wait_until_ready(server: ServerProcess, path: str, timeout: float) -> None:
+def _wait_until_ready(server: ServerProcess, path: str | None, timeout: float) -> None:
     deadline = time.monotonic() + timeout
+    host, port = server.url.split("://")[1].rsplit(":", 1)
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             raise RuntimeError(
@@ -141,21 +162,23 @@ def _wait_until_ready(server: ServerProcess, path: str, timeout: float) -> None:
                 f" it printed:\n{server.log()}"
             )
         try:
-            requests.get(server.url + path, timeout=1)
+            if path is None:
+                socket.create_connection((host, int(port)), timeout=1).close()
+            else:
+                requests.get(server.url + path, timeout=1)
             return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, OSError):
             time.sleep(0.05)
     raise TimeoutError(f"no answer from {server.url}{path} after {timeout} s:\n{server.log()}")
 
 
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
+def _stop(server: ServerProcess) -> None:
+    if server.process.poll() is None:
+        server.process.send_signal(signal.SIGTERM)
         try:
-            process.wait(timeout=10)
+            server.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            server.kill()
 
 
 def gunicorn_args(app: str, bind: str = "127.0.0.1:8000", **settings: Any) -> list[str]:

@@ -44,6 +44,9 @@ def test_python_dash_m_bench_quick_writes_a_table_a_plot_and_its_targets(tmp_pat
     assert (tmp_path / "05_chunked_json.png").stat().st_size > 10_000
     assert "## Lesson 06: first token against the whole answer" in report
     assert (tmp_path / "06_streaming_ai.png").stat().st_size > 10_000
+    assert "## Lesson 07: SSE fan-out by worker class" in report
+    assert report.count("| gevent | ") == 2
+    assert (tmp_path / "07_production.png").stat().st_size > 10_000
 
 
 def test_the_committed_results_cover_every_benchmark_and_meet_every_target():

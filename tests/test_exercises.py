@@ -280,6 +280,32 @@ def iter_file(path, start=0, length=None, chunk_size=65536):
         lambda s: s.replace("        return\n    finally:", "    finally:"),
         {"test_task3_a_failing_model_gets_an_error_event_and_no_done"},
     ),
+    "07:too_few_threads": (
+        "07_production",
+        lambda s: s.replace("threads = 256", "threads = 100"),
+        {"test_task1_one_worker_holds_200_streams_at_once"},
+    ),
+    "07:gevent_capped_by_worker_connections": (
+        "07_production",
+        lambda s: s.replace('worker_class = "gthread"', 'worker_class = "gevent"').replace(
+            "worker_connections = 1000", "worker_connections = 150"
+        ),
+        {"test_task1_one_worker_holds_200_streams_at_once"},
+    ),
+    "07:many_sync_workers": (
+        "07_production",
+        lambda s: (
+            s.replace("workers = 1\n", "workers = 4\n")
+            .replace('worker_class = "gthread"', 'worker_class = "sync"')
+            .replace("threads = 256", "threads = 1")
+        ),  # sync with threads > 1 would be gthread
+        {"test_task1_one_worker_holds_200_streams_at_once", "test_task2_a_stream_outlives"},
+    ),
+    "07:cuts_requests_at_once": (
+        "07_production",
+        lambda s: s.replace("graceful_timeout = 3", "graceful_timeout = 0"),
+        {"test_task3_a_quick_deploy_still_lets_a_short_request_finish"},
+    ),
 }
 
 

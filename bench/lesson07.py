@@ -1,0 +1,152 @@
+"""Lesson 07: SSE fan-out. How many clients each gunicorn worker class serves, how promptly.
+
+For each worker class and crowd size, a fresh one-worker server streams lesson 04's clock,
+one event a second, to ``streamlib.load.crowd``: lean asyncio clients that note when each
+event arrived against when it was due. The server is pinned to one core and the clients
+to the other. A client is *served* if it received every event due in the measuring
+window. Memory per connection is the worker's peak RSS in the window less its RSS before
+the clients came, divided by the clients; CPU is the worker's share of one core in the
+window. Every run is bounded: the clients hang up when the window ends.
+"""
+
+import os
+import statistics
+import threading
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import psutil
+
+from bench.report import targets_and_plot
+from lessons import spawn_course
+from streamlib.load import crowd
+
+WORKER_CLASSES = {
+    "sync": ("--worker-class", "sync"),
+    "gthread, 1000 threads": ("--worker-class", "gthread", "--threads", "1000"),
+    "gevent": ("--worker-class", "gevent"),
+}
+P99_TARGET_MS = 250.0
+MEMORY_TARGET_KIB = 50.0
+
+
+def pin(pids: list[int], cpu: int) -> None:
+    """Keep ``pids`` on one core, when the machine has two or more."""
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2:
+        for pid in pids:
+            os.sched_setaffinity(pid, {cpu})
+
+
+def measure(flags: tuple[str, ...], clients: int, window: float) -> dict:
+    """One fresh server, ``clients`` clients for ``window`` seconds: the row's figures."""
+    flags = (*flags, "--worker-connections", str(clients + 100), "--server", "gunicorn")
+    with spawn_course(*flags) as server:
+        workers = [psutil.Process(pid) for pid in server.pids()]
+        pin([w.pid for w in workers], 0)
+        idle = sum(w.memory_info().rss for w in workers)
+        samples: list[tuple[float, float, int]] = []  # (time, CPU seconds, RSS)
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.wait(0.25):
+                cpu = sum(sum(w.cpu_times()[:2]) for w in workers)
+                samples.append((time.time(), cpu, sum(w.memory_info().rss for w in workers)))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        result = crowd(
+            server.url + "/events?interval=1&heartbeat=15",
+            clients,
+            window=window,
+            ramp=max(0.5, clients / 1000),
+            processes=1,  # the clients have one core to themselves
+        )
+        done.set()
+        sampler.join()
+    start, end = result.window
+    inside = [s for s in samples if start <= s[0] <= end]
+    latencies = result.latencies_ms()
+    quantiles = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
+    cpu_share = (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0])
+    return {
+        "clients": clients,
+        "served": result.served(),
+        "p50": quantiles[49],
+        "p99": quantiles[98],
+        "kib_per_connection": (max(s[2] for s in inside) - idle) / clients / 1024,
+        "cpu": cpu_share * 100,
+    }
+
+
+def run(out: Path, quick: bool = False) -> str:
+    sizes, window = ([20, 60], 2.0) if quick else ([100, 1000, 5000], 8.0)
+    client_cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    pin([os.getpid()], (os.cpu_count() or 1) - 1)  # the clients' processes inherit it
+    rows: dict[str, list[dict]] = {}
+    try:
+        for name, flags in WORKER_CLASSES.items():
+            rows[name] = []
+            for clients in sizes:
+                rows[name].append(measure(flags, clients, window))
+                print(f"  {name} {rows[name][-1]}", flush=True)
+    finally:
+        if client_cpus is not None:
+            os.sched_setaffinity(0, client_cpus)
+    plot(rows, out / "07_production.png")
+    lines = [
+        "## Lesson 07: SSE fan-out by worker class\n",
+        f"One gunicorn worker streams `/events?interval=1` to every client for {window:.0f} s"
+        " (after they have all connected); the worker is pinned to one core and the"
+        " clients (asyncio, `streamlib.load.crowd`) to the other. Latency: an event's"
+        " arrival minus its due time, over every event received; it includes the load"
+        " generator's own time. Served: clients that got every event of the window.\n",
+        "| worker class | clients | served | p50 ms | p99 ms | KiB per connection | CPU % |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, measured in rows.items():
+        lines += [
+            f"| {name} | {r['clients']} | {r['served']} | {r['p50']:.0f} | {r['p99']:.0f}"
+            f" | {r['kib_per_connection']:.1f} | {r['cpu']:.0f} |"
+            for r in measured
+        ]
+    gevent, gthread, sync = rows["gevent"][-1], rows["gthread, 1000 threads"], rows["sync"]
+    checks = [
+        (f"gevent serves all {gevent['clients']} clients", gevent["served"] == gevent["clients"]),
+        (
+            f"gevent p99 under {P99_TARGET_MS:.0f} ms at {gevent['clients']} clients",
+            gevent["p99"] < P99_TARGET_MS,
+        ),
+        (
+            f"gevent under {MEMORY_TARGET_KIB:.0f} KiB per connection at {gevent['clients']}",
+            gevent["kib_per_connection"] < MEMORY_TARGET_KIB,
+        ),
+        ("sync serves one client at a time, at every size", all(r["served"] == 1 for r in sync)),
+        (
+            "gthread serves as many clients as it has threads (1000) and no more",
+            all(r["served"] == min(r["clients"], 1000) for r in gthread),
+        ),
+    ]
+    lines += targets_and_plot(checks, "07_production.png", "lesson 07")
+    return "\n".join(lines)
+
+
+def plot(rows: dict[str, list[dict]], path: Path) -> None:
+    fig, (served_ax, p99_ax) = plt.subplots(1, 2, figsize=(10, 3.5))
+    for name, measured in rows.items():
+        clients = [r["clients"] for r in measured]
+        served_ax.plot(clients, [r["served"] for r in measured], "o-", label=name)
+        served = [r for r in measured if r["served"]]
+        p99_ax.plot([r["clients"] for r in served], [r["p99"] for r in served], "o-", label=name)
+    served_ax.set(xscale="log", yscale="log", xlabel="clients", ylabel="clients served")
+    served_ax.set_title("clients that got every event")
+    p99_ax.axhline(P99_TARGET_MS, color="grey", linestyle=":", label="target")
+    p99_ax.set(xscale="log", xlabel="clients", ylabel="p99 delivery latency (ms)")
+    p99_ax.set_title("p99 delivery latency")
+    p99_ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

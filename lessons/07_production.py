@@ -1,0 +1,213 @@
+"""Lesson 07: streaming in production. Worker classes, timeouts, proxies, shutdown.
+
+A stream that works on the dev server can starve, be killed or be held back in production.
+Each failure below is measured by the tests and the notebook, with its fix; the numbers at
+scale are in ``bench/results/README.md``.
+
+**One flag.** ``python -m lessons --server gunicorn --worker-class gthread`` serves the
+course under gunicorn, the production server. It prints the plain command it becomes::
+
+    gunicorn --bind 127.0.0.1:8000 --worker-class gthread --workers 1 --threads 64 \\
+        --worker-connections 1000 --timeout 30 --graceful-timeout 30 lessons.wsgi:app
+
+**Worker classes.** A stream holds whatever serves it for as long as it lasts.
+
+- ``sync``: one request at a time per worker process. A stream occupies its worker: the
+  next client waits, with no answer at all, until the stream ends. Worse, a sync worker
+  tells the arbiter it is alive only *between* requests, so a stream longer than
+  ``--timeout`` (30 s) gets the worker killed mid-stream ("WORKER TIMEOUT" in the log).
+  Fine for short requests; wrong for streams.
+- ``gthread``: a pool of ``--threads`` threads per worker; a stream holds one thread. The
+  worker's main loop checks in with the arbiter whatever the threads do, so streams may
+  last as long as they like. It holds ``threads`` streams at once; more clients queue,
+  connected but unanswered, and ``--worker-connections`` (1000) caps the connections.
+- ``gevent``: a greenlet per connection, switched whenever one waits on the network or a
+  sleep, so one worker holds thousands of streams (5,000 in the benchmark). Two catches.
+  It caps connections at ``--worker-connections`` (1000 by default: the 1001st waits).
+  And the worker patches ``time.sleep``, sockets and locks when it starts, so code that
+  took hold of the originals before, for example ``sleep=time.sleep`` as a default
+  argument in a module imported by ``--preload``, blocks every stream in the worker. Let
+  gunicorn import the app after the patch (no ``--preload``), as ``lessons.wsgi:app`` does.
+
+**Shutdown.** On SIGTERM (a deploy, a scale-down) gunicorn stops accepting, lets open
+requests finish for ``--graceful-timeout`` seconds, then kills the workers. A stream never
+finishes by itself, so every deploy waits the full time and then cuts every stream anyway:
+set it short (a few seconds) and let clients come back. An SSE client reconnects by
+itself, with the last id it saw as ``Last-Event-ID``; lesson 04's clock resumes from it,
+so across the restart the client misses nothing and sees nothing twice.
+
+**Proxies.** In production a proxy such as nginx stands in front of gunicorn: it speaks
+HTTP/2 and TLS to the world and slow clients cannot tie up the workers. By default it
+reads the response into its buffers first, which is what a proxy is for, and what a stream
+cannot afford. Measured with nginx 1.22 in front of gunicorn (``/proxy-ticks``, 5 ticks
+0.3 s apart; the notebook draws it):
+
+============================================  ================  =======================
+nginx, in front of gunicorn                   ticks              ``X-Accel-Buffering: no``
+============================================  ================  =======================
+``proxy_pass`` alone (HTTP/1.0 upstream)       held to the end    on time
+``proxy_buffering off;``                       on time            on time
+``proxy_http_version 1.1;``                    on time            on time
+``proxy_http_version 1.1;`` + ``gzip on;``     held to the end    on time, still gzipped
+============================================  ================  =======================
+
+So: the app says ``X-Accel-Buffering: no`` on every stream (lesson 04 does), which nginx
+honours per response and strips; and the proxy's config turns buffering off where it
+proxies streams. The HTTP/1.1 row shows why that belongs in the config and not to luck:
+nginx passed each upstream chunk on as it came, until a gzip filter was added in front.
+And mind ``proxy_read_timeout`` (60 s): nginx cuts a stream that is quiet for longer, which
+is one more reason for heartbeats (measured with a 1 s timeout: a stream with an event
+every 2 s is cut, the same stream with heartbeats is not). A config to copy
+(``nginx_location(upstream, buffering=False, http11=True, read_timeout="1h")`` writes it)::
+
+    location / {
+        proxy_pass http://127.0.0.1:8000;
+        proxy_set_header Host $host;
+        proxy_http_version 1.1;           # keep-alive and chunked to gunicorn
+        proxy_set_header Connection "";
+        proxy_buffering off;              # pass every piece on as it comes
+        proxy_read_timeout 1h;            # longer than the longest silence
+    }
+
+**Compression buffers too.** Deflate keeps small inputs until it has a block's worth, so a
+gzip middleware (``streamlib.compress``) sends nothing of a stream of small events until
+the end. Tell it to skip ``text/event-stream``, or to flush after every piece:
+``/gzip-events?mode=naive|skip|flush`` shows all three.
+
+**HTTP/2 and HTTP/3.** Streams work the same way for the app; the wire changes. HTTP/2
+has no chunked encoding, and forbids ``Transfer-Encoding`` and every other
+connection-specific header (RFC 9113 section 8.2.2: one more reason an app must not send
+hop-by-hop headers). The body travels in DATA frames, and the last one is flagged
+END_STREAM. Many responses share one connection, so the browser's limit of six HTTP/1.1
+connections per origin, which a seventh ``EventSource`` tab runs into, is gone (RFC 9113
+recommends that a server allow at least 100 concurrent streams on a connection). HTTP/3
+does the same over QUIC, where a lost packet stalls only the stream it belongs to, not the
+whole connection. A WSGI server speaks HTTP/1.1: the proxy speaks HTTP/2 and 3 to the
+world and HTTP/1.1 to gunicorn, so everything above still applies. The tests and the
+notebook read ticks over HTTP/2 from nginx with ``curl --http2-prior-knowledge``: the same
+ticks, on time, with no ``Transfer-Encoding`` in sight.
+
+Try it (``python -m lessons --server gunicorn --worker-class sync``)::
+
+    curl -N 'http://127.0.0.1:8000/ticks?count=20&interval=1' &
+    curl -N 'http://127.0.0.1:8000/ticks?count=2'     # waits for the first stream to end
+
+Notebook: ``notebooks/07_production.ipynb``. Exercise: ``exercises/07_production.py``
+(a ``gunicorn.conf.py`` that holds 200 streams).
+"""
+
+from collections.abc import Callable, Iterable, Iterator
+
+from werkzeug.exceptions import BadRequest
+from werkzeug.wrappers import Request
+
+from lessons import load_lesson
+from lessons.cli import run_lesson
+from lessons.course import Lesson, Route
+from streamlib import float_param, int_param
+from streamlib.compress import gzip_responses
+from streamlib.params import check_duration
+
+manual_chunks = load_lesson("03_manual_chunks")
+server_sent_events = load_lesson("04_server_sent_events")
+
+
+def serve_proxy_ticks(environ: dict, start_response: Callable) -> Iterator[bytes]:
+    """``GET /proxy-ticks?count=5&interval=0.3&x_accel_buffering=no``: lesson 03's ticks.
+
+    x_accel_buffering: ``no`` or ``yes`` sends that ``X-Accel-Buffering`` header, which
+    tells nginx whether to buffer this one response; absent, no header (nginx's default).
+    """
+    args = Request(environ).args
+    count = int_param(args, "count", 5, 0, manual_chunks.MAX_COUNT)
+    interval = float_param(args, "interval", 0.3, 0.0, manual_chunks.MAX_INTERVAL)
+    check_duration("interval", count, "ticks", interval)
+    headers = [("Content-Type", "text/plain; charset=utf-8")]
+    accel = args.get("x_accel_buffering")
+    if accel is not None:
+        if accel not in ("yes", "no"):
+            raise BadRequest(f"x_accel_buffering: expected yes or no, got {accel!r}")
+        headers.append(("X-Accel-Buffering", accel))
+    start_response("200 OK", headers)
+    return manual_chunks.ticks(count, interval)
+
+
+# Lesson 04's SSE clock behind the compression middleware, configured three ways.
+GZIP_MODES = {
+    "naive": gzip_responses(server_sent_events.serve_events),
+    "skip": gzip_responses(server_sent_events.serve_events, skip_types=("text/event-stream",)),
+    "flush": gzip_responses(server_sent_events.serve_events, sync_flush=True),
+}
+
+
+def serve_gzip_events(environ: dict, start_response: Callable) -> Iterable[bytes]:
+    """``GET /gzip-events?mode=naive|skip|flush&count=5&interval=1``: the SSE clock, gzipped.
+
+    mode: ``naive`` compresses as most middleware does (events held until the end),
+        ``skip`` leaves ``text/event-stream`` uncompressed, ``flush`` sync-flushes each
+        event. The other parameters are ``/events``'. Send ``Accept-Encoding: gzip``.
+    """
+    mode = Request(environ).args.get("mode", "naive")
+    if mode not in GZIP_MODES:
+        raise BadRequest(f"mode: expected one of {', '.join(GZIP_MODES)}, got {mode!r}")
+    return GZIP_MODES[mode](environ, start_response)
+
+
+def nginx_location(
+    upstream: str,
+    *,
+    buffering: bool = True,
+    http11: bool = False,
+    gzip: bool = False,
+    read_timeout: str | None = None,
+) -> str:
+    """Return an nginx ``location / {}`` block that proxies every request to ``upstream``.
+
+    upstream: the WSGI server's URL, such as ``http://127.0.0.1:8000``.
+    buffering: nginx's default; False adds ``proxy_buffering off;`` (pieces pass at once).
+    http11: speak HTTP/1.1 to the upstream (keep-alive, chunked) instead of nginx's 1.0.
+    gzip: compress text responses on their way out, as many sites do.
+    read_timeout: how long the upstream may stay silent before nginx cuts the response,
+        in nginx's units (``"1s"``, ``"1h"``); nginx's default is 60 s.
+
+    ``streamlib.nginx.spawn_nginx(nginx_location(url))`` starts a real nginx with it.
+    """
+    lines = [f"proxy_pass {upstream};", "proxy_set_header Host $host;"]
+    if http11:
+        lines += ["proxy_http_version 1.1;", 'proxy_set_header Connection "";']
+    if not buffering:
+        lines.append("proxy_buffering off;")
+    if gzip:
+        lines += ["gzip on;", "gzip_types text/plain text/event-stream;", "gzip_min_length 1;"]
+    if read_timeout:
+        lines.append(f"proxy_read_timeout {read_timeout};")
+    return "location / {\n" + "".join(f"    {line}\n" for line in lines) + "}"
+
+
+LESSON = Lesson(
+    number=7,
+    slug="production",
+    title="Streaming in production",
+    summary=(
+        "The same streams under gunicorn's sync, gthread and gevent workers, behind a real"
+        " nginx and a gzip middleware: who starves, who times out, who buffers, how a"
+        " deploy cuts streams and clients resume, and the configuration that fixes each."
+    ),
+    routes=(
+        Route(
+            "/proxy-ticks",
+            serve_proxy_ticks,
+            "lesson 03's ticks, with x_accel_buffering=yes|no as a header for nginx",
+            "/proxy-ticks?count=5&interval=0.3&x_accel_buffering=no",
+        ),
+        Route(
+            "/gzip-events",
+            serve_gzip_events,
+            "the SSE clock through a gzip middleware: mode=naive|skip|flush",
+            "/gzip-events?mode=skip&count=5&interval=1",
+        ),
+    ),
+)
+
+if __name__ == "__main__":
+    run_lesson(LESSON)

@@ -1,0 +1,189 @@
+"""Open many event streams at once and measure how each event was delivered.
+
+A fan-out benchmark needs thousands of clients that cost the load generator as little as
+possible, or it measures itself instead of the server. So each client is an asyncio
+``Protocol`` (no thread, no coroutine per read), many share one event loop, and the
+clients are split over several processes. Every client reads the course's SSE clock
+(lesson 04), whose events carry the time they were due, ``{"time": <ms since epoch>}``:
+an event's delivery latency is when it arrived minus when it was due.
+
+The requests are HTTP/1.0, so that the body comes as the server wrote it, with no chunk
+framing for the client to undo: the server's work per event is the same, less a few bytes
+of chunk header. Only loopback addresses are accepted: this is for one machine's tests.
+"""
+
+import asyncio
+import json
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from streamlib.sse import SSEDecoder
+
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+@dataclass
+class ClientResult:
+    """What one client saw: whether it connected, when its first event came, and the
+    latency of every event due inside the measuring window (ms)."""
+
+    connected: bool = False
+    first_event_after: float | None = None  # seconds from sending the request
+    latencies_ms: list[float] = field(default_factory=list)
+    error: str = ""
+
+
+@dataclass
+class CrowdResult:
+    """The clients of one run, as returned by :func:`crowd`."""
+
+    clients: list[ClientResult]
+    window: tuple[float, float]  # the measuring window, seconds since the epoch
+    interval: float
+
+    def served(self) -> int:
+        """Clients that received every event due in the window."""
+        expected = self.expected_events()
+        return sum(1 for c in self.clients if len(c.latencies_ms) >= expected)
+
+    def expected_events(self) -> int:
+        start, end = self.window
+        return sum(
+            1
+            for n in range(int(start / self.interval), int(end / self.interval) + 1)
+            if start <= n * self.interval < end
+        )
+
+    def latencies_ms(self) -> list[float]:
+        return [ms for client in self.clients for ms in client.latencies_ms]
+
+
+class _StreamClient(asyncio.Protocol):
+    """One client: sends the request, then feeds the course's SSE decoder line by line."""
+
+    def __init__(
+        self,
+        request: bytes,
+        result: ClientResult,
+        window: tuple[float, float],
+        sent_at: float,
+        done: asyncio.Future,
+    ) -> None:
+        self.request, self.result, self.window = request, result, window
+        self.sent_at, self.done = sent_at, done
+        self.decoder = SSEDecoder()
+        self.pending = b""
+        self.in_body = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.result.connected = True
+        transport.write(self.request)  # type: ignore[attr-defined]
+
+    def data_received(self, data: bytes) -> None:
+        arrived = time.time()
+        self.pending += data
+        if not self.in_body:
+            head_end = self.pending.find(b"\r\n\r\n")
+            if head_end < 0:
+                return
+            self.in_body, self.pending = True, self.pending[head_end + 4 :]
+        *lines, self.pending = self.pending.split(b"\n")
+        for line in lines:
+            event = self.decoder.feed(line.decode())
+            if event is None:
+                continue
+            if self.result.first_event_after is None:
+                self.result.first_event_after = arrived - self.sent_at
+            due = json.loads(event.data)["time"] / 1000
+            if self.window[0] <= due < self.window[1]:
+                self.result.latencies_ms.append((arrived - due) * 1000)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+async def _run_clients(
+    host: str, port: int, path: str, count: int, ramp: float, window: tuple[float, float]
+) -> list[ClientResult]:
+    loop = asyncio.get_running_loop()
+    request = f"GET {path} HTTP/1.0\r\nHost: {host}:{port}\r\n\r\n".encode()
+    results = [ClientResult() for _ in range(count)]
+    transports = []
+
+    async def one(n: int) -> None:
+        await asyncio.sleep(ramp * n / max(count, 1))
+        done = loop.create_future()
+        try:
+            transport, _ = await asyncio.wait_for(
+                loop.create_connection(
+                    lambda: _StreamClient(request, results[n], window, time.time(), done),
+                    host,
+                    port,
+                ),
+                timeout=max(1.0, window[1] - time.time()),
+            )
+        except (OSError, TimeoutError) as error:
+            results[n].error = f"{type(error).__name__}: {error}"
+            return
+        transports.append(transport)
+        await asyncio.wait([done], timeout=max(0.0, window[1] + 1 - time.time()))
+
+    try:
+        await asyncio.gather(*(one(n) for n in range(count)))
+    finally:
+        for transport in transports:
+            transport.close()
+    return results
+
+
+def _client_process(
+    host: str, port: int, path: str, count: int, ramp: float, window: tuple[float, float]
+) -> list[ClientResult]:
+    return asyncio.run(_run_clients(host, port, path, count, ramp, window))
+
+
+def crowd(
+    url: str,
+    clients: int,
+    *,
+    window: float,
+    ramp: float = 2.0,
+    settle: float = 1.0,
+    interval: float = 1.0,
+    processes: int = 2,
+) -> CrowdResult:
+    """Connect ``clients`` SSE clients to ``url`` and measure every event for ``window`` s.
+
+    url: an event stream of the course's SSE clock on a loopback address, such as
+        ``http://127.0.0.1:8000/events?interval=1``.
+    clients: how many connections to hold open at once.
+    window: seconds of measuring, which starts once every client has had time to connect.
+    ramp: seconds over which the clients connect, evenly (a listen queue overflows if
+        thousands knock at once); settle: seconds to wait after the ramp.
+    interval: the clock's seconds between events, to count the events due in the window.
+    processes: how many processes share the clients (each with one event loop).
+
+    Every client stops at the end of the window, whether or not it was served: the run is
+    bounded in time (ramp + settle + window + 1 s) and in count.
+    """
+    parts = urlsplit(url)
+    host, port = parts.hostname or "", parts.port or 80
+    if host not in LOOPBACK_HOSTS:
+        raise ValueError(f"crowd targets loopback only, got host {host!r}")
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    start = time.time() + ramp + settle + 0.5  # half a second for the processes to start
+    measured = (start, start + window)
+    shares = [
+        clients // processes + (1 if n < clients % processes else 0) for n in range(processes)
+    ]
+    with ProcessPoolExecutor(processes) as pool:
+        futures = [
+            pool.submit(_client_process, host, port, path, share, ramp, measured)
+            for share in shares
+            if share
+        ]
+        results = [result for future in futures for result in future.result()]
+    return CrowdResult(results, measured, interval)
