@@ -10,10 +10,12 @@ import argparse
 import datetime
 import os
 import platform
+import re
 import subprocess
 import sys
 from importlib.metadata import version
 from pathlib import Path
+from types import ModuleType
 
 from bench import lesson01, lesson02, lesson03, lesson05, lesson06, lesson07
 from streamlib.nginx import nginx_binary
@@ -29,14 +31,42 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--quick", action="store_true", help="small sizes, one repeat: checks the bench runs"
     )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NN",
+        help="run only these lessons' benchmarks (such as 07 08) and replace their"
+        " sections in an existing results page, keeping the others",
+    )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    sections = []
-    for benchmark in BENCHMARKS:
+    chosen = [b for b in BENCHMARKS if not args.only or lesson_number(b) in args.only]
+    report = args.out / "README.md"
+    kept = report.read_text() if args.only and report.exists() else ""
+    top, sections = (kept.split("## Lesson", 1)[0], sections_of(kept)) if kept else ("", {})
+    for benchmark in chosen:
         print(f"running {benchmark.__name__} ...", flush=True)
-        sections.append(benchmark.run(args.out, quick=args.quick))
-    (args.out / "README.md").write_text(header(args.quick) + "\n".join(sections))
-    print(f"wrote {args.out / 'README.md'}")
+        sections[lesson_number(benchmark)] = benchmark.run(args.out, quick=args.quick)
+    if top:  # the kept sections were measured as the old heading says; these are new
+        remade = ", ".join(lesson_number(b) for b in chosen)
+        top = top.rstrip("\n") + (
+            f"\nLesson {remade} remade by `python -m bench --only {remade.replace(',', '')}`"
+            f" on {datetime.date.today().isoformat()}, on the same kind of machine.\n\n"
+        )
+    ordered = [sections[n] for n in sorted(sections)]
+    report.write_text((top or header(args.quick)) + "\n".join(ordered))
+    print(f"wrote {report}")
+
+
+def lesson_number(benchmark: ModuleType) -> str:
+    """``"07"`` for ``bench.lesson07``."""
+    return benchmark.__name__.removeprefix("bench.lesson")
+
+
+def sections_of(report: str) -> dict[str, str]:
+    """The sections of a results page by lesson number, each from its ``## Lesson NN``."""
+    parts = re.split(r"^(?=## Lesson \d\d)", report, flags=re.MULTILINE)[1:]
+    return {part[len("## Lesson ") :][:2]: part.rstrip("\n") + "\n" for part in parts}
 
 
 def header(quick: bool) -> str:

@@ -103,7 +103,9 @@ def run(out: Path, quick: bool = False) -> str:
         " (after they have all connected); the worker is pinned to one core and the"
         " clients (asyncio, `streamlib.load.crowd`) to the other. Latency: an event's"
         " arrival minus its due time, over every event received; it includes the load"
-        " generator's own time. Served: clients that got every event of the window.\n",
+        " generator's own time. Served: clients that got every event of the window. Memory"
+        " per connection divides the worker's growth by every client connected, served or"
+        " waiting.\n",
         "| worker class | clients | served | p50 ms | p99 ms | KiB per connection | CPU % |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
