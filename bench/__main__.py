@@ -17,10 +17,10 @@ from importlib.metadata import version
 from pathlib import Path
 from types import ModuleType
 
-from bench import lesson01, lesson02, lesson03, lesson05, lesson06, lesson07
+from bench import lesson01, lesson02, lesson03, lesson05, lesson06, lesson07, lesson08
 from streamlib.nginx import nginx_binary
 
-BENCHMARKS = [lesson01, lesson02, lesson03, lesson05, lesson06, lesson07]
+BENCHMARKS = [lesson01, lesson02, lesson03, lesson05, lesson06, lesson07, lesson08]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -49,7 +49,9 @@ def main(argv: list[str] | None = None) -> None:
         sections[lesson_number(benchmark)] = benchmark.run(args.out, quick=args.quick)
     if top:  # the kept sections were measured as the old heading says; these are new
         remade = ", ".join(lesson_number(b) for b in chosen)
-        top = top.rstrip("\n") + (
+        older = tuple(f"Lesson {lesson_number(b)} remade" for b in chosen)
+        kept_lines = [line for line in top.rstrip("\n").split("\n") if not line.startswith(older)]
+        top = "\n".join(kept_lines) + (
             f"\nLesson {remade} remade by `python -m bench --only {remade.replace(',', '')}`"
             f" on {datetime.date.today().isoformat()}, on the same kind of machine.\n\n"
         )

@@ -72,8 +72,8 @@ def run_lesson(lesson: Lesson, argv: Sequence[str] | None = None) -> None:
 def serve_lessons(lessons: Sequence[Lesson], args: argparse.Namespace) -> None:
     """Print what to try, then serve ``lessons`` with the server that ``args`` names."""
     base = f"http://{args.host}:{args.port}"
-    if args.redis and 8 not in {lesson.number for lesson in lessons}:
-        print("note: --redis is for lesson 08, which this server does not have yet")
+    if 8 in {lesson.number for lesson in lessons} and not args.redis:
+        print("Lesson 08's broadcast stays in each process: give --redis URL to share it.")
     print(f"The course is at {base}/ . Try:")
     for lesson in lessons:
         for route in lesson.routes:
@@ -85,12 +85,18 @@ def serve_lessons(lessons: Sequence[Lesson], args: argparse.Namespace) -> None:
     if args.server == "werkzeug":
         from werkzeug.serving import run_simple
 
-        app = build_app(lessons, settings={"course.files": args.files} if args.files else {})
+        app = build_app(lessons, settings=course_settings(args))
         run_simple(args.host, args.port, app, threaded=True)
         return
     if args.worker_class == "gevent" and importlib.util.find_spec("gevent") is None:
         sys.exit("--worker-class gevent needs gevent: python -m pip install 'gunicorn[gevent]'")
     become_gunicorn(lessons, args)
+
+
+def course_settings(args: argparse.Namespace) -> dict[str, str]:
+    """The settings the lessons read from the environ: ``course.files``, ``course.redis``."""
+    named = {"course.files": args.files, "course.redis": args.redis}
+    return {name: value for name, value in named.items() if value}
 
 
 def become_gunicorn(lessons: Sequence[Lesson], args: argparse.Namespace) -> None:
@@ -121,6 +127,8 @@ def become_gunicorn(lessons: Sequence[Lesson], args: argparse.Namespace) -> None
         env["STREAMLIB_LESSONS"] = ",".join(lesson.name for lesson in lessons)
     if args.files:
         env["STREAMLIB_FILES"] = args.files
+    if args.redis:
+        env["STREAMLIB_REDIS"] = args.redis
     shown = " ".join(f"{name}={shlex.quote(value)}" for name, value in env.items())
     print(f"Running: {shown + ' ' if shown else ''}gunicorn {shlex.join(command)}", flush=True)
     os.execve(sys.executable, [sys.executable, "-m", "gunicorn", *command], {**os.environ, **env})

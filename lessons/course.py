@@ -81,7 +81,8 @@ def build_app(
     lessons: the lessons to mount (``lessons.load_lessons()`` gives them all).
     stats: where to count streams; a fresh :class:`StreamStats` when omitted.
     settings: the course's settings, put in every request's environ for the lessons to
-        read: ``"course.files"`` is the folder that ``/files/`` serves (lesson 02).
+        read: ``"course.files"`` is the folder that ``/files/`` serves (lesson 02),
+        ``"course.redis"`` the URL of the Redis broker (lesson 08).
     """
     settings = dict(settings or {})
     stats = stats or StreamStats()
@@ -116,7 +117,9 @@ def build_app(
             if hasattr(body, "close"):
                 body.close()
             return []
-        return stats.track(endpoint, body, environ) if routes[endpoint].streams else body
+        if routes[endpoint].streams and environ["REQUEST_METHOD"] == "GET":
+            return stats.track(endpoint, body, environ)
+        return body
 
     return course_app
 

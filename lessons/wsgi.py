@@ -2,10 +2,11 @@
 
     gunicorn --worker-class gthread --threads 64 --bind 127.0.0.1:8000 lessons.wsgi:app
 
-is what ``python -m lessons --server gunicorn`` runs (it prints the exact command). Two
+is what ``python -m lessons --server gunicorn`` runs (it prints the exact command). Three
 environment variables shape the app: ``STREAMLIB_FILES``, the folder ``/files/`` serves
 (``--files`` on the course's own command line; without it, the course's sample folder),
-and ``STREAMLIB_LESSONS``, which lessons to mount, such as ``04_server_sent_events``
+``STREAMLIB_REDIS``, the Redis broker of lesson 08 (``--redis``), and
+``STREAMLIB_LESSONS``, which lessons to mount, such as ``04_server_sent_events``
 (comma-separated; without it, all of them).
 """
 
@@ -14,7 +15,14 @@ import os
 from lessons import load_lesson, load_lessons
 from lessons.course import build_app
 
-files = os.environ.get("STREAMLIB_FILES")
+settings = {
+    name: value
+    for name, value in [
+        ("course.files", os.environ.get("STREAMLIB_FILES")),
+        ("course.redis", os.environ.get("STREAMLIB_REDIS")),
+    ]
+    if value
+}
 names = [name for name in os.environ.get("STREAMLIB_LESSONS", "").split(",") if name]
 lessons = [load_lesson(name).LESSON for name in names] if names else load_lessons()
-app = build_app(lessons, settings={"course.files": files} if files else {})
+app = build_app(lessons, settings=settings)

@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_python_dash_m_bench_quick_writes_a_table_a_plot_and_its_targets(tmp_path):
     need("nginx", "nginx-light")  # lesson 02 compares with it
+    need("redis-server", "redis-server")  # lesson 08 broadcasts through it
     subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--out", str(tmp_path)],
         cwd=ROOT,
@@ -45,14 +46,37 @@ def test_python_dash_m_bench_quick_writes_a_table_a_plot_and_its_targets(tmp_pat
     assert "## Lesson 06: first token against the whole answer" in report
     assert (tmp_path / "06_streaming_ai.png").stat().st_size > 10_000
     assert "## Lesson 07: SSE fan-out by worker class" in report
-    assert report.count("| gevent | ") == 2
+    assert "| gevent | 20 |" in report and "| gevent | 60 |" in report
     assert (tmp_path / "07_production.png").stat().st_size > 10_000
+    assert "## Lesson 08: a broadcast through Redis" in report
+    assert report.count("| gevent | 50 |") == 1
+    assert (tmp_path / "08_fan_out.png").stat().st_size > 10_000
 
 
 def test_the_committed_results_cover_every_benchmark_and_meet_every_target():
     report = (ROOT / "bench" / "results" / "README.md").read_text()
     assert "--quick" not in report, "commit the results of a full run"
-    for lesson in ["01", "02", "03", "05", "06", "07"]:
+    for lesson in ["01", "02", "03", "05", "06", "07", "08"]:
         assert f"## Lesson {lesson}" in report
-    assert report.count("- met:") >= 18
+    assert report.count("- met:") >= 20
     assert "MISSED" not in report
+
+
+def test_only_remakes_the_chosen_sections_and_keeps_the_rest(tmp_path, monkeypatch):
+    import types
+
+    from bench import __main__ as bench_main
+
+    fake = types.ModuleType("bench.lesson07")
+    fake.run = lambda out, quick=False: "## Lesson 07: new figures\n"
+    monkeypatch.setattr(bench_main, "BENCHMARKS", [fake])
+    page = "# Benchmark results\n\nMeasured on a day.\n\n"
+    page += "## Lesson 01: kept\n\nold one\n\n## Lesson 07: old figures\n\nold seven\n"
+    (tmp_path / "README.md").write_text(page)
+    for _ in range(2):
+        bench_main.main(["--only", "07", "--out", str(tmp_path)])
+    report = (tmp_path / "README.md").read_text()
+    assert "## Lesson 01: kept\n\nold one" in report and "old seven" not in report
+    assert report.index("## Lesson 01") < report.index("## Lesson 07: new figures")
+    assert report.startswith("# Benchmark results\n\nMeasured on a day.\n")
+    assert report.count("Lesson 07 remade by `python -m bench --only 07`") == 1

@@ -306,6 +306,30 @@ def iter_file(path, start=0, length=None, chunk_size=65536):
         lambda s: s.replace("graceful_timeout = 3", "graceful_timeout = 0"),
         {"test_task3_a_quick_deploy_still_lets_a_short_request_finish"},
     ),
+    "08:forgets_the_last_id_sent": (
+        "08_fan_out",
+        lambda s: s.replace(
+            "                last_id = entry_id  # Task 3", "                pass  # Task 3"
+        ),
+        {"test_task3_survives_a_redis_restart_and_resumes_after_the_last_id"},
+    ),
+    "08:reads_after_dollar_each_time": (
+        "08_fan_out",
+        lambda s: s.replace('last_id = newest[0][0] if newest else "0-0"', 'last_id = "$"'),
+        {"test_task1_without_last_id_only_later_messages_are_sent"},
+    ),
+    "08:polls_instead_of_blocking": (
+        "08_fan_out",
+        lambda s: s.replace("block=heartbeat_ms, count=100", "count=100"),
+        {"test_task2_waits_with_block_and_beats_when_quiet"},
+    ),
+    "08:gives_up_when_redis_goes": (
+        "08_fan_out",
+        lambda s: s.replace(
+            "        except ConnectionError:  # Task 3", "        except KeyError:"
+        ),
+        {"test_task3_survives_a_redis_restart_and_resumes_after_the_last_id"},
+    ),
 }
 
 

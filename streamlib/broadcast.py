@@ -1,0 +1,182 @@
+"""Broadcast messages to every client: within one process, and across processes with Redis.
+
+A broadcast (a chat room, a live log) sends every message to every client. Within one
+process that takes a log of recent messages and a condition to wait on: :class:`Broadcast`.
+But a gunicorn server runs several worker processes, and a message posted to one worker
+never reaches the clients of another. So the messages go through a broker that every
+process reads: :func:`publish` appends each to a Redis Stream, and :func:`relay`, one
+thread per process, reads the stream after the last message it has and adds what it reads
+to that process's :class:`Broadcast`.
+
+Why a stream and not Redis pub/sub? Pub/sub hands a message to whoever is subscribed at
+that instant and forgets it: a subscriber that is reconnecting, after a network blip or a
+Redis restart, misses whatever was published meanwhile. A stream is a log, so the relay
+asks for "everything after the last id I have" and a reconnect loses nothing. A client's
+``Last-Event-ID`` is a position in that same log. Redis streams:
+https://redis.io/docs/latest/develop/data-types/streams/
+"""
+
+import threading
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from streamlib.sse import format_event
+
+STREAM = "streamlib:broadcast"
+
+
+@dataclass(frozen=True)
+class Message:
+    """One broadcast message: its id (a position in the log), its data, its SSE event type.
+
+    A message with the event type ``broker`` and no id tells clients that the broker went
+    away (data ``unavailable``) or came back (``available``).
+    """
+
+    id: str
+    data: str
+    event: str = "message"
+
+
+@lru_cache(maxsize=4096)
+def encode(message: Message) -> bytes:
+    """The SSE event for ``message``, encoded once and shared by every client that sends it.
+
+    A broker message carries no id: it is not a place to resume from.
+    """
+    if message.event == "message":
+        return format_event(message.data, id=message.id)
+    return format_event(message.data, event=message.event)
+
+
+class Broadcast:
+    """The recent messages of one process, and a way for each client to wait for the next.
+
+    keep: how many recent messages to hold, for clients that resume after a reconnect.
+
+    >>> room = Broadcast()
+    >>> room.add(Message("1", "hello"))
+    >>> room.messages_after("0") is None, room.messages_after("1")
+    (True, [])
+    """
+
+    def __init__(self, keep: int = 1000) -> None:
+        self._recent: deque[Message] = deque(maxlen=keep)
+        self._added = threading.Condition()
+        self._count = 0  # messages ever added here: a client's place is a count
+
+    def add(self, message: Message) -> None:
+        """Add ``message`` and wake every client waiting in :meth:`follow`."""
+        with self._added:
+            self._count += 1
+            self._recent.append(message)
+            self._added.notify_all()
+
+    def messages_after(self, message_id: str) -> list[Message] | None:
+        """The messages held after the one with ``message_id``, or None if it is not held
+        (too old, or never seen in this process): then ask the broker."""
+        with self._added:
+            ids = [message.id for message in self._recent]
+            if message_id not in ids:
+                return None
+            return list(self._recent)[ids.index(message_id) + 1 :]
+
+    def follow(self, heartbeat: float = 15.0) -> Iterator[list[Message]]:
+        """Return batches of the messages added from this call on, as they come.
+
+        heartbeat: seconds to wait before yielding an empty batch, so that the caller can
+            send a heartbeat (and learn whether its client is still there).
+
+        The place is taken now, not when iteration starts (a generator's body runs only at
+        its first ``next``): a client that catches up on missed messages first and follows
+        afterwards misses nothing that arrives in between. A batch holds every message
+        added since the last one, so a client that was slow to be woken gets several in
+        one write instead of falling behind. One more than ``keep`` behind loses the oldest.
+        """
+        with self._added:
+            seen = self._count
+        return self._batches(seen, heartbeat)
+
+    def _batches(self, seen: int, heartbeat: float) -> Iterator[list[Message]]:
+        while True:
+            with self._added:
+                if self._count == seen:
+                    self._added.wait(timeout=heartbeat)
+                new = min(self._count - seen, len(self._recent))
+                batch = [self._recent[-n] for n in range(new, 0, -1)]  # from the right end
+                seen = self._count
+            yield batch
+
+
+def publish(redis: Any, data: str, stream: str = STREAM, keep: int = 10_000) -> str:
+    """Append ``data`` to the Redis stream and return its id (``1732512345678-0``).
+
+    redis: a ``redis.Redis`` client made with ``decode_responses=True``.
+    keep: about how many messages the stream keeps (``XADD MAXLEN ~``: Redis trims whole
+        blocks, so a few more may stay); older ones are gone even for a resuming client.
+
+    Once this returns, the message is acknowledged: it is in the log every process reads.
+    """
+    return redis.xadd(stream, {"data": data}, maxlen=keep, approximate=True)
+
+
+def missed(redis: Any, after_id: str, stream: str = STREAM, limit: int = 1000) -> list[Message]:
+    """The messages of the stream after ``after_id``, oldest first, at most ``limit``.
+
+    ``XRANGE`` with ``(`` before the start id makes the range exclude it.
+    """
+    entries = redis.xrange(stream, min=f"({after_id}", count=limit)
+    return [Message(message_id, fields["data"]) for message_id, fields in entries]
+
+
+def is_later(message_id: str, than: str) -> bool:
+    """Whether stream id ``message_id`` comes after ``than`` (``ms-seq``, compared as numbers).
+
+    >>> is_later("1700000000000-1", "1700000000000-0"), is_later("99-0", "100-0")
+    (True, False)
+    """
+    return tuple(map(int, message_id.split("-"))) > tuple(map(int, than.split("-")))
+
+
+def relay(
+    redis: Any,
+    broadcast: Broadcast,
+    stop: threading.Event,
+    stream: str = STREAM,
+    block_ms: int = 1000,
+) -> None:
+    """Copy the stream's new messages into ``broadcast`` until ``stop`` is set.
+
+    Run it in one thread per process. It starts after the newest message, then asks
+    Redis for what comes after the last id it has (``XREAD BLOCK``: Redis answers as soon
+    as there is something, or after ``block_ms`` with nothing). When Redis is away, it
+    tells the clients (a ``broker`` message), waits 0.1 s, 0.2 s, 0.4 s... up to 2 s
+    between tries, and carries on after the last id it had: nothing in between is lost.
+    """
+    from redis.exceptions import ConnectionError, TimeoutError  # only lesson 08 needs redis
+
+    last: str | None = None
+    delay, broker_up = 0.1, True
+    while not stop.is_set():
+        try:
+            if last is None:
+                newest = redis.xrevrange(stream, count=1)
+                last = newest[0][0] if newest else "0-0"
+            replies = redis.xread({stream: last}, block=block_ms, count=1000)
+        except (ConnectionError, TimeoutError):
+            if broker_up:
+                broadcast.add(Message("", "unavailable", event="broker"))
+                broker_up = False
+            stop.wait(delay)
+            delay = min(delay * 2, 2.0)
+            continue
+        if not broker_up:
+            broadcast.add(Message("", "available", event="broker"))
+            broker_up, delay = True, 0.1
+        for _, entries in replies:
+            for message_id, fields in entries:
+                broadcast.add(Message(message_id, fields["data"]))
+                last = message_id
