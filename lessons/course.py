@@ -39,7 +39,8 @@ class Route:
     summary: one sentence for the index page.
     example: a path and query string to try, shown as a ``curl -N`` command.
     methods: the HTTP methods; ``GET`` also answers ``HEAD``.
-    streams: count its responses in ``/stats``.
+    streams: count its responses in ``/stats``: True for every method, False for none,
+        or the methods whose answers stream, such as ``("GET",)`` when POST only accepts.
     example_body: a JSON request body to go with ``example``, for a POST route.
     free_text: query parameters that take any text (``prompt``), not a bounded value.
     """
@@ -49,9 +50,13 @@ class Route:
     summary: str
     example: str = ""
     methods: tuple[str, ...] = ("GET",)
-    streams: bool = True
+    streams: bool | tuple[str, ...] = True
     example_body: bytes = b""
     free_text: tuple[str, ...] = ()
+
+    def streams_for(self, method: str) -> bool:
+        """Whether an answer to ``method`` is a stream, to be counted in ``/stats``."""
+        return self.streams if isinstance(self.streams, bool) else method in self.streams
 
 
 @dataclass(frozen=True)
@@ -117,7 +122,7 @@ def build_app(
             if hasattr(body, "close"):
                 body.close()
             return []
-        if routes[endpoint].streams and environ["REQUEST_METHOD"] == "GET":
+        if routes[endpoint].streams_for(environ["REQUEST_METHOD"]):
             return stats.track(endpoint, body, environ)
         return body
 
