@@ -75,6 +75,7 @@ from streamlib.broadcast import (
     encode,
     is_later,
     missed,
+    newest_id,
     publish,
     relay,
 )
@@ -109,9 +110,17 @@ def room(redis_url: str | None) -> tuple[Broadcast, Any]:
                 client = redis.Redis.from_url(
                     redis_url, decode_responses=True, socket_timeout=5, socket_connect_timeout=2
                 )
+                try:  # "from now on", pinned before this request's client is answered
+                    after = newest_id(client)
+                except (redis.ConnectionError, redis.TimeoutError):
+                    after = None  # the relay finds its place once Redis is back
                 stop = threading.Event()  # never set: the relay lives as long as the worker
                 threading.Thread(
-                    target=relay, args=(client, broadcast, stop), name="relay", daemon=True
+                    target=relay,
+                    args=(client, broadcast, stop),
+                    kwargs={"after": after},
+                    name="relay",
+                    daemon=True,
                 ).start()
             _rooms[redis_url] = (broadcast, client)
         return _rooms[redis_url]
@@ -353,6 +362,7 @@ LESSON = Lesson(
             'GET: the room as SSE (heartbeat s); POST {"text": ...}: send a message',
             "/broadcast",
             methods=("GET", "POST"),
+            streams=("GET",),  # a POST answers at once
         ),
         Route("/demo/broadcast", demo_broadcast, "a chat room page", "", streams=False),
     ),

@@ -132,6 +132,17 @@ def missed(redis: Any, after_id: str, stream: str = STREAM, limit: int = 1000) -
     return [Message(message_id, fields["data"]) for message_id, fields in entries]
 
 
+def newest_id(redis: Any, stream: str = STREAM) -> str:
+    """The id of the stream's newest message, or ``"0-0"`` (before any) if it has none.
+
+    ``XREVRANGE ... COUNT 1``: read it *before* answering a client, to pin down "from
+    now on". (``$`` in XREAD means "after the newest message at the time of this call",
+    so reading with ``$`` a moment later would skip what came in between.)
+    """
+    newest = redis.xrevrange(stream, count=1)
+    return newest[0][0] if newest else "0-0"
+
+
 def is_later(message_id: str, than: str) -> bool:
     """Whether stream id ``message_id`` comes after ``than`` (``ms-seq``, compared as numbers).
 
@@ -147,10 +158,15 @@ def relay(
     stop: threading.Event,
     stream: str = STREAM,
     block_ms: int = 1000,
+    after: str | None = None,
 ) -> None:
     """Copy the stream's new messages into ``broadcast`` until ``stop`` is set.
 
-    Run it in one thread per process. It starts after the newest message, then asks
+    after: the id to start after, such as :func:`newest_id` read before the thread was
+        started; None starts after the newest message when the thread first runs, which
+        may be a moment late (a thread starts when the scheduler gets to it).
+
+    Run it in one thread per process. It starts after ``after``, then asks
     Redis for what comes after the last id it has (``XREAD BLOCK``: Redis answers as soon
     as there is something, or after ``block_ms`` with nothing). When Redis is away, it
     tells the clients (a ``broker`` message), waits 0.1 s, 0.2 s, 0.4 s... up to 2 s
@@ -158,13 +174,12 @@ def relay(
     """
     from redis.exceptions import ConnectionError, TimeoutError  # only lesson 08 needs redis
 
-    last: str | None = None
+    last = after
     delay, broker_up = 0.1, True
     while not stop.is_set():
         try:
             if last is None:
-                newest = redis.xrevrange(stream, count=1)
-                last = newest[0][0] if newest else "0-0"
+                last = newest_id(redis, stream)
             replies = redis.xread({stream: last}, block=block_ms, count=1000)
         except (ConnectionError, TimeoutError):
             if broker_up:

@@ -325,3 +325,25 @@ def test_a_last_event_id_from_the_future_starts_fresh(redis_url):
     events = fan_out.room_events(room, client, last_event_id="99999999999999-0", heartbeat=5)
     room.add(Message("1700000000000-0", "next"))
     assert next(events) == b"id: 1700000000000-0\ndata: next\n\n"
+
+
+def test_the_relay_starts_after_the_id_it_is_given_not_when_its_thread_first_runs(redis_url):
+    import redis
+
+    from streamlib.broadcast import newest_id
+
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    publish(client, "before")
+    room, stop = Broadcast(), threading.Event()
+    after = newest_id(client)  # read while the request is served, before the thread starts
+    live = room.follow(heartbeat=0.2)
+    publish(client, "early")  # before the relay thread has run at all
+    threading.Thread(
+        target=relay, args=(client, room, stop), kwargs={"after": after}, daemon=True
+    ).start()
+    relayed: list[str] = []
+    deadline = time.monotonic() + 5
+    while len(relayed) < 1 and time.monotonic() < deadline:
+        relayed += [m.data for m in next(live) if m.event == "message"]
+    stop.set()
+    assert relayed == ["early"]
