@@ -99,18 +99,24 @@ def generate(
     """Pace ``tokens`` like a model, counting them in ``/stats``; stop when the client goes.
 
     Before each token, the client's socket is checked (``client_watch``): a client that
-    has gone gets no more tokens made for it. A failed write closes this generator too.
+    has gone gets no more tokens made for it. A failed write closes this generator too
+    (the server calls ``close()``, which raises ``GeneratorExit`` at the ``yield``):
+    both count as a generation stopped.
     """
     stats = environ.get("course.stats")
     count = stats.add if stats is not None else (lambda *args: None)
     gone = client_watch(environ)
-    for token in pace(tokens, latency, rate):
-        if gone():
-            count(route, "generations_stopped")
-            count(route, "tokens_after_disconnect")  # this one was made for nobody
-            return
-        count(route, "tokens_generated")
-        yield token
+    try:
+        for token in pace(tokens, latency, rate):
+            if gone():
+                count(route, "generations_stopped")
+                count(route, "tokens_after_disconnect")  # this one was made for nobody
+                return
+            count(route, "tokens_generated")
+            yield token
+    except GeneratorExit:  # closed before the last token: the client went while we wrote
+        count(route, "generations_stopped")
+        raise
 
 
 def serve_chat(environ: dict, start_response: Callable) -> Iterator[bytes]:

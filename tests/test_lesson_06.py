@@ -97,6 +97,24 @@ def test_a_model_failing_mid_answer_reaches_the_openai_client_as_an_api_error(cl
         )
 
 
+@pytest.mark.parametrize("route", ["/chat", "/v1/chat/completions"])
+def test_a_stream_closed_by_the_server_counts_as_a_generation_stopped(course_app, stats, route):
+    """A failed write makes the server close the stream before ``gone()`` has seen
+    anything: that must count as stopped too, or /stats says the model ran to the end."""
+    query = "?prompt=x&latency=0&rate=10000&length=50"
+    if route == "/chat":
+        response = call_app(course_app, route + query)
+    else:
+        body = json.dumps({"model": "fake", "stream": True, "messages": MESSAGES}).encode()
+        headers = {"Content-Type": "application/json"}
+        response = call_app(course_app, route + query, "POST", headers, body)
+    for _ in range(3):
+        response.next_piece()
+    response.close()
+    entry = stats.snapshot()["routes"][route]
+    assert entry["generations_stopped"] == 1 and entry["tokens_generated"] < 50
+
+
 def test_the_seed_route_reports_a_failure_in_band_with_no_done(course_app):
     body = call_app(course_app, "/chat?prompt=x&latency=0&rate=10000&fail_at=2").read()
     events = [e.data for e in parse_events([body])]
