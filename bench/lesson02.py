@@ -32,6 +32,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import psutil
 
+from bench.cores import clients_on_the_last_core, pin
 from bench.report import targets_and_plot
 from lessons import spawn_course
 from streamlib import ServerProcess, trace_memory
@@ -110,13 +111,6 @@ def cpu_seconds(pids: list[int]) -> tuple[float, float]:
     return sum(t.user for t in times), sum(t.system for t in times)
 
 
-def pin(pids: list[int], cpu: int) -> None:
-    """Keep ``pids`` on one CPU, where the machine allows it (Linux, two cores or more)."""
-    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2:
-        for pid in pids:
-            os.sched_setaffinity(pid, {cpu})
-
-
 def one_round(server: ServerProcess, path: str, size_mib: int) -> tuple[float, ...]:
     """Download once; return (seconds, first byte s, user s, system s, memory growth)."""
     pids = server.pids()
@@ -158,9 +152,7 @@ def run(out: Path, quick: bool = False) -> str:
     ensure_nginx()
     sizes, repeats = ((1, 8), 1) if quick else ((1, 64, 1024), 9)
     results = []
-    client_cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-    pin([os.getpid()], (os.cpu_count() or 1) - 1)
-    with tempfile.TemporaryDirectory(prefix="bench-files-") as work:
+    with clients_on_the_last_core(), tempfile.TemporaryDirectory(prefix="bench-files-") as work:
         folder = Path(work)
         block = os.urandom(MiB)
         for size in sizes:
@@ -176,7 +168,7 @@ def run(out: Path, quick: bool = False) -> str:
                     for name, (start, prefix) in servers(folder).items()
                 }
                 for server, prefix in running.values():
-                    pin(server.pids(), 0)
+                    pin(server.pids())
                     download(server.url + prefix + "warm.bin")
                 rounds: dict[str, list] = {name: [] for name in running}
                 for _ in range(repeats):
@@ -185,8 +177,6 @@ def run(out: Path, quick: bool = False) -> str:
             for name in running:
                 results.append(summarise(name, size, rounds[name]))
                 print(f"  {results[-1]}", flush=True)
-    if client_cpus is not None:
-        os.sched_setaffinity(0, client_cpus)
     plot(results, sizes, out / "02_stream_a_file.png")
     return section(results, sizes, repeats)
 

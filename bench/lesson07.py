@@ -9,7 +9,6 @@ the clients came, divided by the clients; CPU is the worker's share of one core 
 window. Every run is bounded: the clients hang up when the window ends.
 """
 
-import os
 import statistics
 import threading
 import time
@@ -21,6 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import psutil
 
+from bench.cores import clients_on_the_last_core, pin
 from bench.report import targets_and_plot
 from lessons import spawn_course
 from streamlib.load import crowd
@@ -34,19 +34,12 @@ P99_TARGET_MS = 250.0
 MEMORY_TARGET_KIB = 50.0
 
 
-def pin(pids: list[int], cpu: int) -> None:
-    """Keep ``pids`` on one core, when the machine has two or more."""
-    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2:
-        for pid in pids:
-            os.sched_setaffinity(pid, {cpu})
-
-
 def measure(flags: tuple[str, ...], clients: int, window: float) -> dict:
     """One fresh server, ``clients`` clients for ``window`` seconds: the row's figures."""
     flags = (*flags, "--worker-connections", str(clients + 100), "--server", "gunicorn")
     with spawn_course(*flags) as server:
         workers = [psutil.Process(pid) for pid in server.pids()]
-        pin([w.pid for w in workers], 0)
+        pin([w.pid for w in workers])
         idle = sum(w.memory_info().rss for w in workers)
         samples: list[tuple[float, float, int]] = []  # (time, CPU seconds, RSS)
         done = threading.Event()
@@ -84,18 +77,13 @@ def measure(flags: tuple[str, ...], clients: int, window: float) -> dict:
 
 def run(out: Path, quick: bool = False) -> str:
     sizes, window = ([20, 60], 2.0) if quick else ([100, 1000, 5000], 8.0)
-    client_cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-    pin([os.getpid()], (os.cpu_count() or 1) - 1)  # the clients' processes inherit it
     rows: dict[str, list[dict]] = {}
-    try:
+    with clients_on_the_last_core():
         for name, flags in WORKER_CLASSES.items():
             rows[name] = []
             for clients in sizes:
                 rows[name].append(measure(flags, clients, window))
                 print(f"  {name} {rows[name][-1]}", flush=True)
-    finally:
-        if client_cpus is not None:
-            os.sched_setaffinity(0, client_cpus)
     plot(rows, out / "07_production.png")
     lines = [
         "## Lesson 07: SSE fan-out by worker class\n",

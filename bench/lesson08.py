@@ -11,7 +11,6 @@ the publisher stops at the end of the window, and the clients one second later.
 """
 
 import json
-import os
 import statistics
 import threading
 import time
@@ -24,6 +23,7 @@ import matplotlib.pyplot as plt
 import psutil
 import redis
 
+from bench.cores import clients_on_the_last_core, pin
 from bench.report import targets_and_plot
 from lessons import spawn_course
 from streamlib.broadcast import publish
@@ -35,13 +35,6 @@ WORKER_CLASSES = {
     "gthread, 1000 threads": ("--worker-class", "gthread", "--threads", "1000"),
 }
 P99_TARGET_MS = 100.0
-
-
-def pin(pids: list[int], cpu: int) -> None:
-    """Keep ``pids`` on one core, when the machine has two or more."""
-    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2:
-        for pid in pids:
-            os.sched_setaffinity(pid, {cpu})
 
 
 def publish_for(redis_url: str, rate: float, start: float, end: float) -> list[float]:
@@ -71,7 +64,7 @@ def measure(flags: tuple[str, ...], clients: int, rate: float, window: float) ->
         flags = (*flags, "--workers", "2", "--worker-connections", str(clients + 100))
         with spawn_course("--server", "gunicorn", "--redis", broker.url, *flags) as server:
             processes = [psutil.Process(pid) for pid in [*server.pids(), broker.pid]]
-            pin([p.pid for p in processes], 0)
+            pin([p.pid for p in processes])
             ramp, settle = max(0.5, clients / 1000), 1.0
             start = time.time() + ramp + settle + 0.5  # as crowd() computes its window
             published: list[float] = []
@@ -113,16 +106,11 @@ def measure(flags: tuple[str, ...], clients: int, rate: float, window: float) ->
 
 def run(out: Path, quick: bool = False) -> str:
     clients, rate, window = (50, 20.0, 2.0) if quick else (1000, 100.0, 8.0)
-    client_cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-    pin([os.getpid()], (os.cpu_count() or 1) - 1)  # the clients' processes inherit it
     rows: dict[str, dict] = {}
-    try:
+    with clients_on_the_last_core():
         for name, flags in WORKER_CLASSES.items():
             rows[name] = measure(flags, clients, rate, window)
             print(f"  {name} {rows[name]}", flush=True)
-    finally:
-        if client_cpus is not None:
-            os.sched_setaffinity(0, client_cpus)
     plot(rows, out / "08_fan_out.png")
     lines = [
         "## Lesson 08: a broadcast through Redis\n",
