@@ -363,6 +363,7 @@ LESSON = Lesson(
             "/broadcast",
             methods=("GET", "POST"),
             streams=("GET",),  # a POST answers at once
+            example_body=b'{"text": "hello"}',
         ),
         Route("/demo/broadcast", demo_broadcast, "a chat room page", "", streams=False),
     ),

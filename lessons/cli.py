@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from lessons import lesson_names, load_lessons
 from lessons.course import Lesson, build_app
+from lessons.index_page import curl_commands
 from streamlib import gunicorn_args
 
 
@@ -79,8 +80,9 @@ def serve_lessons(lessons: Sequence[Lesson], args: argparse.Namespace) -> None:
         for route in lesson.routes:
             if route.path.startswith("/demo/"):
                 print(f"  open {base}{route.example or route.path} in a browser")
-            elif route.example:
-                print(f"  curl -N '{base}{route.example}'")
+            else:
+                for command in curl_commands(route, base):
+                    print(f"  {command}")
     print(f"  curl {base}/stats", flush=True)
     if args.server == "werkzeug":
         from werkzeug.serving import run_simple

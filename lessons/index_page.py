@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from werkzeug.wsgi import get_host
 
 if TYPE_CHECKING:
-    from lessons.course import Lesson
+    from lessons.course import Lesson, Route
 
 # The whole course, so that the index shows where each lesson stands.
 OUTLINE = (
@@ -46,6 +46,26 @@ and watch <a href="/stats"><code>/stats</code></a> count the open streams.</p>
 """
 
 
+def curl_commands(route: "Route", base: str) -> list[str]:
+    """The ``curl`` commands that try ``route`` on the server at ``base``: one ``curl -N``
+    for a GET, and one that posts the route's example body for a POST.
+
+    >>> from lessons.course import Route
+    >>> route = Route("/x", lambda e, s: [], "x", "/x?n=1", ("GET", "POST"), example_body=b"{}")
+    >>> curl_commands(route, "http://127.0.0.1:8000")  # doctest: +NORMALIZE_WHITESPACE
+    ["curl -N 'http://127.0.0.1:8000/x?n=1'",
+     "curl -N -H 'Content-Type: application/json' -d '{}' 'http://127.0.0.1:8000/x?n=1'"]
+    """
+    if not route.example:
+        return []
+    url = base + route.example
+    commands = [f"curl -N '{url}'"] if "GET" in route.methods else []
+    if "POST" in route.methods and route.example_body:
+        body = route.example_body.decode()
+        commands.append(f"curl -N -H 'Content-Type: application/json' -d '{body}' '{url}'")
+    return commands
+
+
 def render_index(lessons: Sequence["Lesson"], environ: dict) -> str:
     """Return the index page, with curl commands that point at the host asked for."""
     base = f"{environ.get('wsgi.url_scheme', 'http')}://{get_host(environ)}"
@@ -79,8 +99,7 @@ def _lesson_section(lesson: "Lesson", base: str) -> str:
             )
             continue
         parts.append(f"<li><code>{methods} {escape(route.path)}</code>: {escape(route.summary)}")
-        if route.example:
-            parts.append(f"<pre>curl -N '{escape(base + route.example)}'</pre>")
+        parts += [f"<pre>{escape(command)}</pre>" for command in curl_commands(route, base)]
         parts.append("</li>")
     for path, label in lesson.demos:
         parts.append(f'<li>Demo: <a href="{escape(path)}">{escape(label)}</a></li>')

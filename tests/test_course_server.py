@@ -12,6 +12,7 @@ import requests
 
 from lessons import lesson_names, load_lesson, load_lessons, spawn_course
 from lessons.course import Lesson, Route, build_app
+from lessons.index_page import curl_commands
 from streamlib import call_app, free_port, serve, spawn_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,9 +39,12 @@ def test_the_index_lists_every_lesson_route_and_curl_command(course_app):
             assert escape(route.path) in page
             if route.path.startswith("/demo/"):
                 assert f'href="{escape(route.example or route.path)}"' in page
-            elif route.example:
-                url = escape(f"http://example.test:8123{route.example}")
-                assert f"curl -N '{url}'" in page
+            else:
+                for command in curl_commands(route, "http://example.test:8123"):
+                    assert f"<pre>{escape(command)}</pre>" in page
+    posted = "-d &#x27;{&quot;text&quot;: &quot;hello&quot;}&#x27;"
+    assert f"curl -N -H &#x27;Content-Type: application/json&#x27; {posted}" in page
+    assert "curl -N &#x27;http://example.test:8123/v1/chat/completions" not in page, "a GET"
     assert "Fan-out beyond one process" in page, "the index should outline the whole course"
 
 
