@@ -347,3 +347,18 @@ def test_the_relay_starts_after_the_id_it_is_given_not_when_its_thread_first_run
         relayed += [m.data for m in next(live) if m.event == "message"]
     stop.set()
     assert relayed == ["early"]
+
+
+@pytest.mark.live
+def test_two_separate_servers_share_one_room_through_redis(redis_url):
+    """Two gunicorn servers, each with its own arbiter and port (two machines, in all but
+    name): a message posted to one reaches the clients of the other."""
+    with two_workers("--redis", redis_url) as first, two_workers("--redis", redis_url) as second:
+        here, there = Listener(first.url), Listener(second.url)
+        assert here.connected.wait(5) and there.connected.wait(5)
+        for n in range(3):
+            assert post_live(first.url if n % 2 else second.url, f"m{n}").status_code == 201
+        assert wait_for(lambda: len(here.texts) == 3 and len(there.texts) == 3)
+        here.close()
+        there.close()
+    assert here.texts == there.texts == ["m0", "m1", "m2"]
