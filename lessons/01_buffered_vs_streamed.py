@@ -35,7 +35,16 @@ the generator comes after the 200 has gone out.
 **close().** When the response ends, however it ends (sent in full, or the client hung
 up), the server calls ``close()`` on the iterable. For a generator that raises
 ``GeneratorExit`` at the paused ``yield``, so its ``finally`` blocks run: that is where a
-stream releases what it holds. ``/stats`` counts streams started and closed.
+stream releases what it holds. ``/stats`` counts streams started and closed. The guarantee
+is PEP 3333's, and so it is only as good as the server: gunicorn keeps it, and werkzeug's
+dev server skipped ``close()`` when a client reset the connection right after the last
+byte, so the course runs werkzeug through ``streamlib.devserver``, which keeps it too.
+
+**What buffering costs a server.** ``/buffered`` holds twice its body while it joins the
+pieces, so it takes at most 256 MiB (``/streamed``: 1 GiB, in 1 MiB of memory), and all
+the bodies being built at once share a budget of 512 MiB: a request that does not fit is
+a ``503`` with ``Retry-After``. Without such limits, four requests for 1 GiB would take
+8 GiB of memory. A streamed response needs no budget: it holds one piece.
 
 Try it (``python lessons/01_buffered_vs_streamed.py``, or ``python -m lessons``)::
 
@@ -46,10 +55,12 @@ Notebook: ``notebooks/01_buffered_vs_streamed.ipynb``. Exercise:
 ``exercises/01_buffered_vs_streamed.py``. Benchmark: ``python -m bench``.
 """
 
+import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
-from werkzeug.exceptions import BadRequest
+from werkzeug.exceptions import BadRequest, HTTPException
 from werkzeug.wrappers import Request
 
 from lessons.cli import run_lesson
@@ -57,7 +68,11 @@ from lessons.course import Lesson, Route
 from streamlib import float_param, int_param
 from streamlib.params import check_duration
 
-MAX_SIZE = 1024**3  # 1 GiB: buffered, that is 2 GiB of server memory
+MAX_SIZE = 1024**3  # 1 GiB streamed: one piece in memory at a time
+MAX_BUFFERED_SIZE = 256 * 1024**2  # buffered, that is 512 MiB of server memory
+BUFFER_BUDGET = 512 * 1024**2  # the bodies all buffered requests may build at once
+_buffering = {"bytes": 0}
+_buffering_lock = threading.Lock()
 MAX_PIECE = 1024**2
 MAX_DELAY = 10.0  # seconds between two pieces
 MAX_PIECES = 1024**2
@@ -116,10 +131,42 @@ def read_body_params(environ: dict) -> tuple[int, int, float]:
     return size, piece_size, delay
 
 
+@contextmanager
+def reserved(size: int) -> Iterator[None]:
+    """Hold ``size`` bytes of ``BUFFER_BUDGET`` while a body is built, or raise a 503.
+
+    Admission control: a buffered request says up front how much it will hold, and is
+    refused if the bodies already being built leave no room for it.
+    """
+    with _buffering_lock:
+        if _buffering["bytes"] + size > BUFFER_BUDGET:
+            raise Busy()
+        _buffering["bytes"] += size
+    try:
+        yield
+    finally:
+        with _buffering_lock:
+            _buffering["bytes"] -= size
+
+
+class Busy(HTTPException):
+    code = 503
+    description = "other buffered bodies fill the server's budget; try again in a second"
+
+    def get_headers(self, environ: dict | None = None, scope: dict | None = None) -> list:
+        return [*super().get_headers(environ, scope), ("Retry-After", "1")]
+
+
 def buffered(environ: dict, start_response: Callable) -> list[bytes]:
     """Build the whole body, then send it in one piece with its Content-Length."""
     size, piece_size, delay = read_body_params(environ)
-    body = b"".join(build_pieces(size, piece_size, delay))
+    if size > MAX_BUFFERED_SIZE:
+        raise BadRequest(
+            f"size: buffered bodies go up to {MAX_BUFFERED_SIZE} bytes (twice that in"
+            f" memory), got {size}; /streamed takes up to {MAX_SIZE}"
+        )
+    with reserved(size):
+        body = b"".join(build_pieces(size, piece_size, delay))
     start_response(
         "200 OK",
         [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],

@@ -25,10 +25,29 @@ ignored: a plain 200. Several ranges get a plain 200 too: ``multipart/byteranges
 legal but rarely used and easy to abuse.
 
 **Conditional requests** (RFC 9110 section 13). Every answer carries an ``ETag`` (here:
-the modification time and size, in hex) and ``Last-Modified``. A client that has the file
-sends them back as ``If-None-Match`` / ``If-Modified-Since``; if nothing changed the answer
-is ``304 Not Modified`` with no body. ``If-Range`` makes a range conditional: resume only if
-the file is still the same version, otherwise send it all.
+the modification time and size, in hex) and ``Last-Modified``. A client sends them back as
+preconditions, and the server checks them *in this order* before it sends a byte
+(section 13.2.2; ``streamlib.conditional`` does it):
+
+=========================  ===========================================  ============
+precondition               true when                                    if false
+=========================  ===========================================  ============
+``If-Match``               the ETag matches strongly (``W/`` never      412
+                           does), or it is ``*``
+``If-Unmodified-Since``    the file was not modified after the date     412
+(without ``If-Match``)
+``If-None-Match``          no ETag matches (weakly; ``*`` matches any)  304
+``If-Modified-Since``      the file was modified after the date         304
+(without ``If-None-Match``)
+``If-Range`` + ``Range``   the ETag or date is the file's own           200, whole
+=========================  ===========================================  ============
+
+The first two guard against sending (or, on a write, overwriting) a version the client
+did not mean: ``412 Precondition Failed``. The next two save a download the client already
+has: ``304 Not Modified``, no body, only the ``ETag``. ``If-Range`` makes a range
+conditional: resume only if the file is still the same version, otherwise send it all. The
+order matters: werkzeug's ``is_resource_modified`` answers "send the body?", so a failed
+``If-Match`` came out as a 304 there, and it never looks at ``If-Unmodified-Since``.
 
 **HEAD** answers the headers of GET (length included) and no body, and never opens the
 file: ``serve_file`` returns before ``file_body``, which would open it for a server's
@@ -64,13 +83,14 @@ from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
 
-from werkzeug.exceptions import BadRequest, NotFound
-from werkzeug.http import http_date, is_resource_modified
+from werkzeug.exceptions import BadRequest, NotFound, PreconditionFailed
+from werkzeug.http import http_date
 from werkzeug.utils import get_content_type
 from werkzeug.wrappers import Request
 
 from lessons.cli import run_lesson
 from lessons.course import Lesson, Route, send_text
+from streamlib.conditional import evaluate_preconditions
 from streamlib.files import file_body
 from streamlib.paths import resolve_under
 from streamlib.ranges import requested_range
@@ -138,7 +158,7 @@ def content_type(path: Path) -> str:
 
 
 def serve_file(environ: dict, start_response: Callable) -> Iterable[bytes]:
-    """Send a file from the served folder: 200, 206, 304 or 416, streamed."""
+    """Send a file from the served folder: 200, 206, 304, 412 or 416, streamed."""
     path = find_file(environ)
     stat = path.stat()
     size = stat.st_size
@@ -149,8 +169,14 @@ def serve_file(environ: dict, start_response: Callable) -> Iterable[bytes]:
         ("Last-Modified", http_date(last_modified)),
         ("Accept-Ranges", "bytes"),
     ]
-    if not is_resource_modified(environ, etag=etag, last_modified=last_modified):
-        start_response("304 Not Modified", headers)
+    verdict = evaluate_preconditions(environ, etag, last_modified)
+    if verdict is not None and verdict.status == 412:
+        raise PreconditionFailed(
+            f"{verdict.header} is false for this file (ETag {etag},"
+            f" Last-Modified {http_date(last_modified)})"
+        )
+    if verdict is not None:  # 304: only what a cache needs to match its copy (section 15.4.5)
+        start_response("304 Not Modified", [("ETag", etag)])
         return []
     byte_range = requested_range(environ, size, etag, last_modified)
     if byte_range is None:
@@ -176,13 +202,17 @@ def serve_file_buffered(environ: dict, start_response: Callable) -> list[bytes]:
 
 
 def list_files(environ: dict, start_response: Callable) -> list[bytes]:
-    """List the served folder's files, one ``size name`` line each."""
+    """List the served folder's files, one ``size name`` line each.
+
+    Only what ``/files/<name>`` would serve: the same ``resolve_under`` decides, so a
+    symlink leading out of the folder is neither listed nor served.
+    """
     folder = served_folder(environ)
-    lines = [
-        f"{entry.stat().st_size:>12} {entry.name}\n"
-        for entry in sorted(folder.iterdir())
-        if entry.is_file() and not entry.name.startswith(".")
-    ]
+    lines = []
+    for entry in sorted(folder.iterdir()):
+        path = resolve_under(folder, entry.name)
+        if path is not None:
+            lines.append(f"{path.stat().st_size:>12} {entry.name}\n")
     return send_text(environ, start_response, "text/plain", "".join(lines))
 
 

@@ -15,11 +15,14 @@ zero-size chunk ends the body::
 
 Chunks are HTTP/1.1's: an HTTP/1.0 client gets none, and the body simply ends when the
 server closes the connection, which is how HTTP/1.0 always ended a body of unknown length.
-gunicorn does exactly that. werkzeug's dev server (3.1) chunks whenever *it* speaks
-HTTP/1.1 (threaded, as here) and the response has no ``Content-Length`` and may have a
-body, whatever the request's version: it answers an HTTP/1.0 request with chunks, which
-RFC 9112 section 6.1 forbids. curl copes; a strict HTTP/1.0 client would not. The
-notebook shows both servers on the wire.
+gunicorn does exactly that, and so does the course's default server. Plain werkzeug
+(3.1) does not: it chunks whenever *it* speaks HTTP/1.1 (threaded, as here) and the
+response has no ``Content-Length``, whatever the request's version, so it answers an
+HTTP/1.0 request with chunks, which RFC 9112 section 6.1 forbids ("A server MUST NOT send
+a response containing Transfer-Encoding unless the corresponding request indicates
+HTTP/1.1"). curl copes; a strict HTTP/1.0 client would not. The course runs werkzeug with
+``streamlib.devserver.SpecRequestHandler``, which answers 1.0 with 1.0. The notebook
+shows both servers on the wire, and a test reads every route with a strict parser (h11).
 
 **On schedule.** ``streamlib.timing.paced`` sleeps until ``start + n * interval``, not for
 ``interval``: the plain ``sleep(interval)`` loop drifts, each tick a little later than

@@ -46,12 +46,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 
-from werkzeug.exceptions import BadRequest
+from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request
 
 from lessons.cli import run_lesson
 from lessons.course import Lesson, Route, send_text
 from streamlib import float_param, int_param
+from streamlib.bodies import read_body
 from streamlib.disconnect import client_watch
 from streamlib.fake_llm import pace, reply_tokens
 from streamlib.openai_chat import (
@@ -63,7 +64,10 @@ from streamlib.openai_chat import (
     parse_chat_request,
     usage,
 )
+from streamlib.params import check_duration
 from streamlib.sse import event_stream, format_event
+
+MAX_BODY = 1024 * 1024  # bytes in one request: a long conversation fits; 100 MB is a 413
 
 SSE_HEADERS = [
     ("Content-Type", "text/event-stream"),
@@ -80,8 +84,8 @@ def model_params(environ: dict) -> tuple[float, float, int | None, int | None]:
     rate = float_param(args, "rate", 30.0, 1.0, 10_000.0)
     length = int_param(args, "length", 0, 1, 100_000) if "length" in args else None
     fail_at = int_param(args, "fail_at", 0, 0, 100_000) if "fail_at" in args else None
-    if length is not None and length / rate > 600:
-        raise BadRequest(f"length: {length} tokens at {rate:g}/s would take over 600 s")
+    if length is not None:  # the reply's own length is 13 to 36 tokens: always short enough
+        check_duration("length", length, "tokens", 1 / rate, first_after=latency)
     return latency, rate, length, fail_at
 
 
@@ -138,16 +142,27 @@ def serve_chat(environ: dict, start_response: Callable) -> Iterator[bytes]:
     return event_stream(events())
 
 
+def send_api_error(
+    start_response: Callable, status: str, message: str, param: str | None = None
+) -> list[bytes]:
+    """Answer ``status`` with OpenAI's error object, which its clients raise as an error."""
+    answer = json.dumps(error_body(message, param=param)).encode()
+    start_response(
+        status, [("Content-Type", "application/json"), ("Content-Length", str(len(answer)))]
+    )
+    return [answer]
+
+
 def serve_completions(environ: dict, start_response: Callable) -> Iterable[bytes]:
     """``POST /v1/chat/completions``: OpenAI's chat completions, streamed or whole."""
-    latency, rate, length, fail_at = model_params(environ)
-    body = Request(environ).get_data(cache=False)
     try:
-        request = parse_chat_request(body)
+        latency, rate, length, fail_at = model_params(environ)
+        request = parse_chat_request(read_body(environ, MAX_BODY))
     except ChatRequestError as error:
-        answer = json.dumps(error_body(str(error), param=error.param))
-        start_response("400 Bad Request", [("Content-Type", "application/json")])
-        return [answer.encode()]
+        return send_api_error(start_response, "400 Bad Request", str(error), error.param)
+    except HTTPException as error:  # 413 too large, or 400 unreadable: in OpenAI's shape too
+        status = f"{error.code} {error.name}"
+        return send_api_error(start_response, status, error.description or error.name)
     tokens, finish_reason = reply_tokens(request.prompt, request.max_tokens, length)
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
     prompt_tokens = sum(len(m["content"].split()) for m in request.messages)
@@ -160,9 +175,12 @@ def serve_completions(environ: dict, start_response: Callable) -> Iterable[bytes
     try:
         text = "".join(made)  # a whole answer: nothing can be sent before the last token
     except RuntimeError as error:  # nothing sent yet: a real error status is still possible
-        answer = json.dumps(error_body(str(error), "server_error"))
-        start_response("500 Internal Server Error", [("Content-Type", "application/json")])
-        return [answer.encode()]
+        answer = json.dumps(error_body(str(error), "server_error")).encode()
+        start_response(
+            "500 Internal Server Error",
+            [("Content-Type", "application/json"), ("Content-Length", str(len(answer)))],
+        )
+        return [answer]
     counts = usage(prompt_tokens, len(tokens))
     answer = completion(completion_id, created, request.model, text, finish_reason, counts)
     return send_text(environ, start_response, "application/json", json.dumps(answer))

@@ -71,6 +71,7 @@ from werkzeug.wrappers import Request
 from lessons.cli import run_lesson
 from lessons.course import Lesson, Route, send_text
 from streamlib import float_param
+from streamlib.bodies import read_json
 from streamlib.broadcast import (
     STREAM,
     Broadcast,
@@ -86,7 +87,20 @@ from streamlib.sse import SSEDecoder, event_stream, iter_sse_lines
 
 MAX_TEXT = 10_000  # characters in one message
 MAX_BODY = 64 * 1024  # bytes in one POST
-STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
+STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")  # [0-9], not \d: that takes any script's digits
+LARGEST_PART = 2**64 - 1  # each half of a Redis stream id is an unsigned 64-bit number
+
+
+def is_stream_id(text: str) -> bool:
+    """Whether ``text`` is an id Redis accepts (``ms-seq``), so it is safe to ask about it.
+
+    >>> is_stream_id("1700000000000-0"), is_stream_id("0-99999999999999999999")
+    (True, False)
+    """
+    return bool(STREAM_ID.fullmatch(text)) and all(
+        int(part) <= LARGEST_PART for part in text.split("-")
+    )
+
 
 _rooms: dict[str | None, tuple[Broadcast, Any]] = {}
 _rooms_lock = threading.Lock()
@@ -131,17 +145,17 @@ def room(redis_url: str | None) -> tuple[Broadcast, Any]:
 
 def read_text(environ: dict) -> str:
     """The ``text`` of a POSTed JSON object ``{"text": "..."}``, or a 400 saying what came."""
-    request = Request(environ)
-    request.max_content_length = MAX_BODY  # a larger body is a 413
-    raw = request.get_data(as_text=True)
     try:
-        body = json.loads(raw)
-    except ValueError as error:
-        raise BadRequest(f'body: expected JSON like {{"text": "hello"}}, got {error}') from None
+        body = read_json(environ, MAX_BODY)  # 413 over MAX_BODY, 400 for anything not JSON
+    except BadRequest as error:
+        raise BadRequest(
+            f'body: expected JSON like {{"text": "hello"}}: {error.description}'
+        ) from None
     text = body.get("text") if isinstance(body, dict) else None
     if not isinstance(text, str) or not 0 < len(text) <= MAX_TEXT:
+        shown = json.dumps(body)[:80]
         raise BadRequest(
-            f'body: expected {{"text": "..."}} with 1 to {MAX_TEXT} characters, got {raw[:80]!r}'
+            f'body: expected {{"text": "..."}} with 1 to {MAX_TEXT} characters, got {shown}'
         )
     return text
 
@@ -190,7 +204,7 @@ def room_events(
         held = broadcast.messages_after(last_event_id)
         if held is not None:
             backlog, after = held, last_event_id
-        elif client is not None and STREAM_ID.fullmatch(last_event_id):
+        elif client is not None and is_stream_id(last_event_id):
             backlog, after = _ask_the_broker(client, last_event_id)
     return _catch_up_then_follow(backlog, live, after)
 

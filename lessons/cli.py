@@ -87,8 +87,10 @@ def serve_lessons(lessons: Sequence[Lesson], args: argparse.Namespace) -> None:
     if args.server == "werkzeug":
         from werkzeug.serving import run_simple
 
+        from streamlib.devserver import SpecRequestHandler
+
         app = build_app(lessons, settings=course_settings(args))
-        run_simple(args.host, args.port, app, threaded=True)
+        run_simple(args.host, args.port, app, threaded=True, request_handler=SpecRequestHandler)
         return
     if args.worker_class == "gevent" and importlib.util.find_spec("gevent") is None:
         sys.exit("--worker-class gevent needs gevent: python -m pip install 'gunicorn[gevent]'")

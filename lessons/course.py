@@ -16,15 +16,17 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psutil
 from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed, NotFound
-from werkzeug.routing import Map, Rule
+from werkzeug.routing import Map, RequestRedirect, Rule
 
 from lessons.index_page import render_index
 from streamlib import StreamStats
 
 WSGIApp = Callable[..., Any]
+MAX_DESCRIPTION = 200  # characters of an error's one-line description
 logger = logging.getLogger("lessons")
 
 
@@ -156,7 +158,13 @@ def _send_error(environ: dict, start_response: Callable, error: HTTPException) -
     had already given to ``start_response`` (allowed until the headers are sent).
     """
     method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
-    if isinstance(error, NotFound):
+    extra_headers = []
+    if isinstance(error, RequestRedirect):  # /files -> /files/: werkzeug's strict slashes
+        target = urlsplit(error.new_url)  # absolute, from the Host header: keep the path only
+        location = urlunsplit(("", "", target.path, target.query, ""))
+        extra_headers.append(("Location", location))
+        description = f"the address is {location}"
+    elif isinstance(error, NotFound):
         description = f"nothing at {path}; the index at / lists every route"
     elif isinstance(error, MethodNotAllowed):
         error.valid_methods = sorted(error.valid_methods or [])  # werkzeug's order varies
@@ -166,8 +174,14 @@ def _send_error(environ: dict, start_response: Callable, error: HTTPException) -
         description = "the server hit a bug; its log says more"
     else:
         description = error.description or ""
+    if len(description) > MAX_DESCRIPTION:  # it may quote the request: keep the answer short
+        description = description[:MAX_DESCRIPTION] + "..."
     body = f"{error.code} {error.name}: {description}\n".encode()
     headers = [(k, v) for k, v in error.get_headers(environ) if k.lower() != "content-type"]
-    headers += [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
+    headers += [
+        *extra_headers,
+        ("Content-Type", "text/plain; charset=utf-8"),
+        ("Content-Length", str(len(body))),
+    ]
     start_response(f"{error.code} {error.name}", headers, sys.exc_info())
     return [] if method == "HEAD" else [body]

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from streamlib.bodies import parse_json
 from streamlib.sse import format_event
 
 DONE = format_event("[DONE]")
@@ -64,9 +65,9 @@ def parse_chat_request(body: bytes) -> ChatRequest:
     'hi'
     """
     try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ChatRequestError(f"the body is not valid JSON: {error}") from None
+        data = parse_json(body)
+    except ValueError as error:
+        raise ChatRequestError(f"body: {error}") from None
     if not isinstance(data, dict):
         raise ChatRequestError("the body must be a JSON object")
     model = data.get("model")
@@ -98,7 +99,12 @@ def parse_chat_request(body: bytes) -> ChatRequest:
     options = data.get("stream_options") or {}
     if not isinstance(options, dict):
         raise ChatRequestError("stream_options: expected an object", "stream_options")
-    return ChatRequest(model, messages, stream, max_tokens, bool(options.get("include_usage")))
+    include_usage = options.get("include_usage", False)
+    if not isinstance(include_usage, bool):
+        raise ChatRequestError(
+            "stream_options.include_usage: expected true or false", "stream_options.include_usage"
+        )
+    return ChatRequest(model, messages, stream, max_tokens, include_usage)
 
 
 def usage(prompt_tokens: int, completion_tokens: int) -> dict:

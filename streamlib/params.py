@@ -57,20 +57,29 @@ def float_param(
 MAX_STREAM_SECONDS = 600.0  # no demo stream may tie up a server thread for longer
 
 
-def check_duration(name: str, count: int, what: str, gap: float) -> None:
-    """Refuse, with a 400 naming ``name``, ``count`` items ``gap`` seconds apart that
-    would take longer than ``MAX_STREAM_SECONDS``.
+def check_duration(name: str, count: int, what: str, gap: float, first_after: float = 0.0) -> None:
+    """Refuse, with a 400 naming ``name``, a stream that would run longer than
+    ``MAX_STREAM_SECONDS``: ``count`` items ``gap`` seconds apart, the first one
+    ``first_after`` seconds after the request.
 
-    Each parameter may be in range and their product still absurd: 100,000 ticks one
-    second apart. A stream holds a server thread (a sync worker, even) for all that time.
-    The 400 reads: ``interval: 10000 ticks 1 s apart would take 9999 s; keep it under 600 s``.
+    This is the one rule for every finite stream of the course. Each parameter may be in
+    range and their product still absurd: 100,000 ticks one second apart. A stream holds
+    a server thread (a sync worker, even) for all that time. The 400 reads:
+    ``interval: 10000 ticks 1 s apart would take 9999 s; keep it under 600 s``. Endless
+    streams (the SSE clock without a count, the broadcast room) are endless on purpose and
+    say so where they are listed; their cost is one heartbeat now and then.
 
     >>> check_duration("interval", 10, "ticks", 1.0)  # 9 s: fine
+    >>> check_duration("rate", 600, "tokens", 1.0, first_after=10.0)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    werkzeug.exceptions.BadRequest: 400 Bad Request: rate: 600 tokens 1 s apart after 10 s ...
     """
-    total = max(count - 1, 0) * gap
+    total = first_after + max(count - 1, 0) * gap
     if total > MAX_STREAM_SECONDS:
+        after = f" after {first_after:g} s" if first_after else ""
         raise BadRequest(
-            f"{name}: {count} {what} {gap:g} s apart would take {total:.0f} s;"
+            f"{name}: {count} {what} {gap:g} s apart{after} would take {total:.0f} s;"
             f" keep it under {MAX_STREAM_SECONDS:.0f} s"
         )
 
@@ -89,7 +98,11 @@ def _bounded(
     if raw is None:
         return default
     if pattern.fullmatch(raw):
-        value = convert(raw)
+        try:
+            value = convert(raw)
+        except ValueError:  # over CPython's 4,300-digit limit for int(): far out of range
+            value = math.inf
         if math.isfinite(value) and low <= value <= high:
             return value
-    raise BadRequest(f"{name}: expected {kind} from {low:g} to {high:g}, got {raw!r}")
+    shown = raw if len(raw) <= 40 else raw[:40] + "..."
+    raise BadRequest(f"{name}: expected {kind} from {low:g} to {high:g}, got {shown!r}")

@@ -8,6 +8,8 @@ rules, in order, each done by a well-tried tool:
 2. Names starting with a dot (``.env``, ``.git/``) are refused: hidden means private.
 3. The joined path is resolved (symlinks followed) and must still lie in the folder.
 4. It must be a regular file.
+5. A name the system itself refuses (longer than 255 bytes: ``ENAMETOOLONG``) or a loop
+   of symlinks is refused too: a 404 like any other, never a 500.
 """
 
 from pathlib import Path
@@ -31,8 +33,11 @@ def resolve_under(folder: Path, name: str) -> Path | None:
     joined = safe_join(str(folder), name)
     if joined is None:
         return None
-    root = folder.resolve()
-    path = Path(joined).resolve()
-    if not path.is_relative_to(root) or not path.is_file():
+    try:
+        root = folder.resolve()
+        path = Path(joined).resolve()
+        if not path.is_relative_to(root) or not path.is_file():
+            return None
+    except (OSError, RuntimeError):  # a name too long for the system, a loop of symlinks
         return None
     return path

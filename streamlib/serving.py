@@ -23,16 +23,11 @@ from typing import Any
 
 import psutil
 import requests
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import make_server
+
+from streamlib.devserver import QuietRequestHandler
 
 WSGIApp = Callable[..., Any]
-
-
-class _QuietRequestHandler(WSGIRequestHandler):
-    """werkzeug's handler without the one-line log of every request (errors still log)."""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
 
 
 @contextmanager
@@ -43,14 +38,17 @@ def serve(app: WSGIApp, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]
     port: the TCP port; 0 lets the system pick a free one.
 
     Yields the base URL (``http://127.0.0.1:PORT``). Each request gets its own thread,
-    so one long stream never blocks another. On exit the server stops accepting
-    connections; streams still open end at their next write to a closed client.
+    so one long stream never blocks another. The handler is
+    :class:`streamlib.devserver.SpecRequestHandler`'s quiet twin: HTTP/1.0 framing for
+    HTTP/1.0 clients, ``close()`` always called, a deadline for each request. On exit the
+    server stops accepting connections; streams still open end at their next write to a
+    closed client.
 
     >>> with serve(app) as url:                          # doctest: +SKIP
     ...     requests.get(url + "/streamed").text
     """
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = make_server(host, port, app, threaded=True, request_handler=_QuietRequestHandler)
+    server = make_server(host, port, app, threaded=True, request_handler=QuietRequestHandler)
     thread = threading.Thread(target=server.serve_forever, name="streamlib.serve", daemon=True)
     thread.start()
     try:

@@ -38,3 +38,12 @@ def course_process() -> Iterator[ServerProcess]:
     """One child process running the course on werkzeug, shared by a module's tests."""
     with spawn_course() as server:
         yield server
+
+
+# The three servers the course runs on: its default (werkzeug's dev server, through the
+# course's own request handler) and gunicorn with each worker class that holds streams.
+SERVER_KINDS = {
+    "werkzeug": (),
+    "gthread": ("--server", "gunicorn", "--worker-class", "gthread"),
+    "gevent": ("--server", "gunicorn", "--worker-class", "gevent"),
+}

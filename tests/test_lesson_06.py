@@ -40,7 +40,7 @@ def test_a_bad_request_body_is_a_400_in_openai_s_shape(course_app):
     )
     error = json.loads(response.read())["error"]
     assert response.status_code == 400 and error["type"] == "invalid_request_error"
-    assert error["message"].startswith("the body is not valid JSON")
+    assert error["message"].startswith("body: not valid JSON")
 
 
 @pytest.fixture

@@ -1,0 +1,91 @@
+"""Read a JSON request body with limits, or answer a 4xx that says what was wrong.
+
+A request body is the most hostile input a server reads: any size, any bytes, any shape.
+Python's ``json.loads`` accepts all of these and then fails in ways a route does not
+expect: a 100 MB body is read into memory first; ``[`` 50,000 times raises
+``RecursionError``; an integer of 5,000 digits raises ``ValueError`` (CPython's limit on
+int conversion, 4,300 digits); ``"\\ud800"`` (half of a surrogate pair) makes a ``str``
+that cannot be encoded again. :func:`read_json` turns each of these into one line of 4xx:
+
+- more than ``max_bytes``: 413, decided from ``Content-Length`` before a byte is read,
+  or after ``max_bytes + 1`` bytes of a chunked body;
+- a body the server could not read (a malformed chunk, a client gone mid-body): 400;
+- not UTF-8, not JSON, nested too deeply, a number too long, a lone surrogate: 400.
+"""
+
+import json
+from typing import Any
+
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
+from werkzeug.wrappers import Request
+
+MAX_JSON_BYTES = 1024 * 1024  # the course's bodies are chat messages: 1 MiB is generous
+
+
+def read_body(environ: dict, max_bytes: int) -> bytes:
+    """Return the request body, at most ``max_bytes`` of it, or raise a 413 or a 400.
+
+    environ: the request's environ.
+    max_bytes: the largest body accepted.
+
+    werkzeug's ``Request.get_data`` reads the body whether it comes with a
+    ``Content-Length`` or chunked (``wsgi.input_terminated``); with ``max_content_length``
+    set it refuses a declared length that is too large before reading anything.
+    """
+    request = Request(environ)
+    request.max_content_length = max_bytes
+    try:
+        stream = request.stream  # raises the 413 for a Content-Length over the limit
+        body = stream.read(max_bytes + 1)
+    except RequestEntityTooLarge:
+        raise RequestEntityTooLarge(f"the body is over {max_bytes} bytes") from None
+    except BadRequest:
+        raise
+    except Exception as error:  # the server's own reader failed: bad chunk sizes, a reset
+        raise BadRequest(f"the body could not be read: {error}") from None
+    if len(body) > max_bytes:
+        raise RequestEntityTooLarge(f"the body is over {max_bytes} bytes")
+    return body
+
+
+def parse_json(raw: bytes) -> Any:
+    """Parse ``raw`` as JSON, or raise ``ValueError`` with a one-line reason.
+
+    The value is plain JSON data whose every string can be encoded as UTF-8 again.
+
+    >>> parse_json(b'{"n": 1}')
+    {'n': 1}
+    >>> parse_json(b"[" * 50_000)
+    Traceback (most recent call last):
+    ...
+    ValueError: JSON nested too deeply
+    """
+    try:
+        data = json.loads(raw.decode("utf-8"))
+        json.dumps(data, ensure_ascii=False).encode("utf-8")  # lone surrogates fail here
+    except UnicodeEncodeError:
+        raise ValueError("a string holds half of a surrogate pair, like \\ud800") from None
+    except UnicodeDecodeError as error:
+        raise ValueError(f"not UTF-8 ({error.reason} at byte {error.start})") from None
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    except ValueError as error:  # JSONDecodeError, or an integer of over 4,300 digits
+        raise ValueError(f"not valid JSON: {error}") from None
+    return data
+
+
+def read_json(environ: dict, max_bytes: int = MAX_JSON_BYTES) -> Any:
+    """Return the request body parsed as JSON, or raise a 4xx naming the problem.
+
+    environ: the request's environ.
+    max_bytes: the largest body accepted (413 above it).
+
+    >>> from streamlib.testing import make_environ
+    >>> read_json(make_environ("/", "POST", body=b'{"n": 1}'))
+    {'n': 1}
+    """
+    raw = read_body(environ, max_bytes)
+    try:
+        return parse_json(raw)
+    except ValueError as error:
+        raise BadRequest(f"body: {error}") from None
