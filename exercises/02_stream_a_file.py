@@ -12,6 +12,12 @@ Task 2. Honour the range: begin at byte ``start``; send ``length`` bytes, or up 
 Task 3. Close the file however the stream ends: after the last chunk, and when the
         server calls ``close()`` on your generator because the client left. And leave
         nothing open if the server closes the generator before asking for a chunk.
+Task 4. Write ``check_preconditions``: the answer a request's ``If-Match`` and
+        ``If-None-Match`` headers call for, in RFC 9110's order. A failed ``If-Match``
+        (no tag in it matches the file's *strongly*: ``W/"..."`` never does; ``*`` always
+        does) is a 412, whatever else the request says. Then ``If-None-Match`` that
+        matches *weakly* (``W/`` ignored; ``*`` matches any file) is a 304. Else None:
+        send the file. ``werkzeug.http.parse_etags`` reads the header for you.
 
 Grade your work:   python -m pytest exercises/test_02_stream_a_file.py
 """
@@ -31,3 +37,12 @@ def iter_file(
     chunk_size: bytes per chunk (the last chunk may be shorter).
     """
     raise NotImplementedError("Exercise 02: write iter_file (see the tasks at the top)")
+
+
+def check_preconditions(if_match: str | None, if_none_match: str | None, etag: str) -> int | None:
+    """Return 412, 304 or None for a request's ``If-Match`` and ``If-None-Match`` headers.
+
+    if_match, if_none_match: the headers as sent (``'"a", W/"b"'``, ``'*'``), or None.
+    etag: the file's current strong entity tag, quoted: ``'"5f3a-1000"'``.
+    """
+    raise NotImplementedError("Exercise 02: write check_preconditions (Task 4)")

@@ -133,3 +133,63 @@ def test_task3_leaves_nothing_open_when_closed_before_the_first_chunk(exercise, 
         "Task 3: a generator function runs nothing until next() is called, so open the"
         " file inside it; a wrapper function that opens first leaks the file here.",
     )
+
+
+ETAG = '"5f3a-1000"'
+
+
+@pytest.mark.parametrize(
+    "if_match", ['"other"', 'W/"5f3a-1000"', '"a", "b"', ","], ids=["other", "weak", "list", "bad"]
+)
+def test_task4_a_failed_if_match_is_a_412(exercise, if_match):
+    got = exercise.check_preconditions(if_match, None, ETAG)
+    assert got == 412, tutor(
+        f"check_preconditions(if_match={if_match!r}, if_none_match=None, etag={ETAG!r})",
+        got,
+        "412: no tag in If-Match matches the file's strongly",
+        "Task 4 and lesson 02, 'Conditional requests': If-Match compares strongly, so a"
+        " W/ tag never matches; parse_etags(header).contains(tag) does exactly that.",
+    )
+
+
+@pytest.mark.parametrize("if_match", ["*", ETAG, f'"a", {ETAG}'], ids=["star", "same", "list"])
+def test_task4_a_true_if_match_sends_the_file(exercise, if_match):
+    got = exercise.check_preconditions(if_match, None, ETAG)
+    assert got is None, tutor(
+        f"check_preconditions(if_match={if_match!r}, if_none_match=None, etag={ETAG!r})",
+        got,
+        "None: the file is the version the client means, so send it",
+        "Task 4: * matches any current file, and so does the file's own tag in a list.",
+    )
+
+
+@pytest.mark.parametrize(
+    "if_none_match",
+    [ETAG, 'W/"5f3a-1000"', "*", f'"a", {ETAG}'],
+    ids=["same", "weak", "star", "list"],
+)
+def test_task4_a_matching_if_none_match_is_a_304(exercise, if_none_match):
+    got = exercise.check_preconditions(None, if_none_match, ETAG)
+    assert got == 304, tutor(
+        f"check_preconditions(if_match=None, if_none_match={if_none_match!r}, etag={ETAG!r})",
+        got,
+        "304: the client's copy is current",
+        "Task 4: If-None-Match compares weakly (W/ ignored): parse_etags(header).contains_weak.",
+    )
+    other = exercise.check_preconditions(None, '"other"', ETAG)
+    assert other is None, tutor(
+        f"check_preconditions(if_match=None, if_none_match='\"other\"', etag={ETAG!r})",
+        other,
+        "None: the client's copy is another version, so send the file",
+        "Task 4: only a matching If-None-Match is a 304.",
+    )
+
+
+def test_task4_if_match_is_checked_before_if_none_match(exercise):
+    got = exercise.check_preconditions('"other"', ETAG, ETAG)
+    assert got == 412, tutor(
+        f"check_preconditions(if_match='\"other\"', if_none_match={ETAG!r}, etag={ETAG!r})",
+        got,
+        "412: If-Match fails first, before If-None-Match is even looked at",
+        "Task 4 and lesson 02's table: RFC 9110 section 13.2.2 checks If-Match first.",
+    )

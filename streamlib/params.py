@@ -102,7 +102,7 @@ def _bounded(
             value = convert(raw)
         except ValueError:  # over CPython's 4,300-digit limit for int(): far out of range
             value = math.inf
-        if math.isfinite(value) and low <= value <= high:
+        if low <= value <= high:  # False for nan; inf is out of any range
             return value
     shown = raw if len(raw) <= 40 else raw[:40] + "..."
     raise BadRequest(f"{name}: expected {kind} from {low:g} to {high:g}, got {shown!r}")

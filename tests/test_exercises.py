@@ -179,6 +179,24 @@ def iter_file(path, start=0, length=None, chunk_size=65536):
         ),
         {"test_task3_closes_the_file_itself_when_the_client_leaves"},
     ),
+    "02:if_match_compared_weakly": (
+        "02_stream_a_file",
+        lambda s: s.replace(
+            "not parse_etags(if_match).contains(tag)",
+            "not parse_etags(if_match).contains_weak(tag)",
+        ),
+        {"test_task4_a_failed_if_match_is_a_412[weak]"},
+    ),
+    "02:if_none_match_first": (
+        "02_stream_a_file",
+        lambda s: s.replace(
+            "    tag = etag.strip('\"')\n",
+            "    tag = etag.strip('\"')\n"
+            "    if if_none_match is not None and parse_etags(if_none_match).contains_weak(tag):\n"
+            "        return 304\n",
+        ),
+        {"test_task4_if_match_is_checked_before_if_none_match"},
+    ),
     "02:ignores_length": (
         "02_stream_a_file",
         lambda s: s.replace("        remaining = length\n", "        remaining = None\n"),

@@ -1,0 +1,316 @@
+"""No input makes a 500, and every stream is closed: property-based tests (Hypothesis).
+
+Hypothesis generates requests for every route of the course's Route table: query values
+(huge numbers, negative, garbage, any Unicode), headers (Range, If-*, Last-Event-ID,
+Content-Type), bodies (JSON of any shape and depth, any bytes) and, on live servers, raw
+request bytes. Whatever comes, the answer is never a 5xx, the server keeps answering, and
+``/stats`` shows every stream closed again.
+
+Example counts are bounded so the suite keeps to its time. Under CI, Hypothesis's own
+``ci`` profile derandomizes the run and prints the blob that reproduces a failure
+(``@reproduce_failure``); elsewhere ``--hypothesis-seed=N`` repeats a run.
+"""
+
+import json
+import socket
+import time
+
+import pytest
+from conftest import SERVER_KINDS
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lessons import load_lessons, spawn_course
+from lessons.course import build_app
+from streamlib import StreamStats, call_app
+
+ROUTES = [route for lesson in load_lessons() for route in lesson.routes]
+TIMING = {"delay", "interval", "latency", "heartbeat"}
+
+HEADER_NAMES = [
+    *("Range", "If-Range", "If-Match", "If-None-Match", "If-Modified-Since"),
+    *("If-Unmodified-Since", "Last-Event-ID", "Content-Type", "Accept-Encoding"),
+]
+# Digit strings past int64, some past CPython's 4,300-digit limit for int() (str(int) would
+# refuse to make those, so they are built as text).
+huge = st.one_of(
+    st.text(alphabet="0123456789", min_size=19, max_size=40),
+    st.sampled_from([310, 4000, 4301, 6000]).map(lambda digits: "9" * digits),
+)
+numbers = st.one_of(
+    huge,  # twice: the largest numbers found the most bugs
+    st.integers(-(10**9), 10**9).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    huge,
+    st.sampled_from(["", "-0", "1e999", "nan", "0x10", "1_000", "٣", " 1", "1 "]),
+)
+quick_numbers = st.sampled_from(["0", "0.001", "0.01", "1", "2"])  # valid values that end soon
+texts = st.text(max_size=300)
+
+
+def parameters_of(route) -> list[str]:
+    """The query parameters a route reads (its example's), and one it does not."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    named = [name for name, _ in parse_qsl(urlsplit(route.example).query)]
+    return sorted({*named, *route.free_text, "unknown"})
+
+
+@st.composite
+def queries(draw, route) -> dict[str, str]:
+    names = draw(st.lists(st.sampled_from(parameters_of(route)), max_size=4, unique=True))
+    query = {}
+    for name in names:
+        if name in TIMING and draw(st.booleans()):
+            query[name] = draw(quick_numbers)
+        else:
+            query[name] = draw(st.one_of(numbers, numbers, texts))
+    return query
+
+
+@st.composite
+def requests_for(draw, routes) -> tuple:
+    route = draw(st.sampled_from(routes))
+    return route, draw(queries(route))
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=50),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5)
+    ),
+    max_leaves=30,
+)
+chat_shaped = st.fixed_dictionaries(
+    {
+        "model": st.one_of(st.just("fake"), json_values),
+        "messages": st.one_of(
+            st.lists(
+                st.fixed_dictionaries(
+                    {"role": st.sampled_from(["user", "system", 1]), "content": texts}
+                ),
+                max_size=3,
+            ),
+            json_values,
+        ),
+    },
+    optional={
+        "stream": st.one_of(st.booleans(), json_values),
+        "max_tokens": st.one_of(st.integers(), json_values),
+        "stream_options": st.one_of(
+            st.fixed_dictionaries({"include_usage": json_values}), json_values
+        ),
+        "text": texts,
+    },
+)
+bodies = st.one_of(
+    chat_shaped.map(lambda value: json.dumps(value).encode()),
+    json_values.map(lambda value: json.dumps(value).encode()),
+    st.binary(max_size=300),
+    st.integers(1, 60_000).map(lambda depth: b"[" * depth),
+    st.just(b'{"text": "\\ud800"}'),
+    huge.map(lambda digits: b'{"model": "m", "max_tokens": %s}' % digits.encode()),
+)
+headers = st.dictionaries(
+    st.sampled_from(HEADER_NAMES),
+    st.one_of(
+        st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=255), max_size=80),
+        st.sampled_from(["bytes=0-4", "bytes=-0", "bytes=99999999999999999999-", "*", 'W/"x"']),
+        huge,
+    ),
+    max_size=3,
+)
+names = st.one_of(
+    st.sampled_from(["hello.txt", "tone.wav", "../etc/passwd", "a" * 300, "%00", "x/" * 200]),
+    st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40),
+)
+
+
+def path_of(route, name: str) -> str:
+    from urllib.parse import quote
+
+    return route.path.replace("<path:name>", quote(name, safe="/"))
+
+
+def body_pieces(response, at_most: int = 1) -> None:
+    """Pull the first piece of the body, as a client that leaves early; then close it.
+
+    One piece: the endless room would wait a heartbeat (up to 300 s) for the next.
+    """
+    try:
+        for _ in range(at_most):
+            response.next_piece()
+    except StopIteration:
+        pass
+    finally:
+        response.close()
+
+
+@settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(
+    request=requests_for(ROUTES),
+    method=st.sampled_from(["GET", "HEAD", "POST", "PUT"]),
+    request_headers=headers,
+    body=bodies,
+    name=names,
+)
+def test_no_request_makes_a_500_in_process(request, method, request_headers, body, name):
+    from urllib.parse import urlencode
+
+    route, query = request
+    stats = StreamStats()
+    app = build_app(load_lessons(), stats)
+    path = path_of(route, name) + ("?" + urlencode(query) if query else "")
+    sent_body = body if method in ("POST", "PUT") else b""
+    response = call_app(app, path, method, request_headers, sent_body)
+    body_pieces(response)
+    assert response.status_code < 500, (response.status_code, path, request_headers)
+    assert stats.snapshot()["open_streams"] == 0, stats.snapshot()
+
+
+# The values that broke the course before, tried on every parameter of every route (a table,
+# so that none of them depends on what Hypothesis happens to draw).
+HOSTILE_VALUES = ["9" * 4301, "9" * 400, "-1", "nan", "1e999", "", "abc", "٣", "\x00", "a" * 300]
+HOSTILE_HEADERS = [
+    {"Last-Event-ID": "9" * 5000},
+    {"Last-Event-ID": "0-99999999999999999999"},
+    {"Range": "bytes=99999999999999999999999-"},
+    {"If-Modified-Since": "Mon, 01 Jan 99999 00:00:00 GMT"},
+    {"If-Match": "W/" + "x" * 5000},
+]
+HOSTILE_BODIES = [
+    b"[" * 50_000,
+    b'{"model": "m", "max_tokens": ' + b"9" * 5000 + b"}",
+    b'{"model": "m", "messages": [{"role": "user", "content": "\\ud800"}]}',
+    b"\xff\xfe",
+]
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=[route.path for route in ROUTES])
+def test_every_parameter_of_every_route_refuses_hostile_values(route):
+    from urllib.parse import urlencode
+
+    app = build_app(load_lessons(), stats := StreamStats())
+    base = path_of(route, "hello.txt")
+    asked = [
+        (method, f"{base}?{urlencode({name: value})}", {}, b"")
+        for name in parameters_of(route)
+        for value in HOSTILE_VALUES
+        for method in route.methods
+    ]
+    asked += [(method, base, h, b"") for h in HOSTILE_HEADERS for method in route.methods]
+    asked += [("POST", base, {"Content-Type": "application/json"}, b) for b in HOSTILE_BODIES]
+    for method, path, request_headers, body in asked:
+        response = call_app(app, path, method, request_headers, body)
+        body_pieces(response)
+        assert response.status_code < 500, (method, path[:80], request_headers.keys(), body[:30])
+    assert stats.snapshot()["open_streams"] == 0
+
+
+# Raw bytes a hostile client sends: broken request lines, broken chunked bodies, lies in
+# Content-Length, absurd headers. The server must answer 4xx or close, and stay up.
+RAW_REQUESTS = [
+    b"GET /ticks HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 70_000 + b"\r\n\r\n",
+    b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+    b"POST /broadcast HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n5\r\n{}\r\n0\r\n\r\n",
+    b"POST /broadcast HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
+    b"POST /broadcast HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+    b"GET /\x00 HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"\xff\xfe\r\n\r\n",
+    b"GET /files/..%2f..%2fetc%2fpasswd HTTP/1.1\r\nHost: x\r\n\r\n",
+]
+
+
+def send_raw(url: str, raw: bytes) -> bytes:
+    host, port = url.split("://")[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=15) as sock:
+        try:
+            sock.sendall(raw)
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # the server may close before it has read everything: that is an answer too
+        received = b""
+        try:
+            while data := sock.recv(65536):
+                received += data
+        except (ConnectionResetError, TimeoutError):
+            pass
+        return received
+
+
+def status_of(answer: bytes) -> int | None:
+    parts = answer.split(b" ", 2)
+    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
+
+
+@pytest.fixture(scope="module", params=list(SERVER_KINDS))
+def server(request):
+    with spawn_course(*SERVER_KINDS[request.param]) as process:
+        yield process
+
+
+def stats_of(url: str) -> dict:
+    import requests
+
+    return requests.get(url + "/stats", timeout=10).json()
+
+
+def settled(url: str, seconds: float = 10.0) -> dict:
+    """``/stats`` once every stream is closed again (or as it is when time runs out)."""
+    deadline = time.monotonic() + seconds
+    while (snapshot := stats_of(url))["open_streams"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return snapshot
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("raw", RAW_REQUESTS, ids=range(len(RAW_REQUESTS)))
+def test_raw_hostile_requests_get_a_4xx_or_a_close(server, raw):
+    status = status_of(send_raw(server.url, raw))
+    assert status is None or status < 500, status
+    assert settled(server.url)["open_streams"] == 0
+
+
+@pytest.mark.live
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    request=requests_for([r for r in ROUTES if r.path != "/broadcast"]),
+    method=st.sampled_from(["GET", "POST"]),
+    request_headers=headers,
+    body=bodies,
+    name=names,
+)
+def test_no_request_makes_a_500_on_a_live_server(
+    server, request, method, request_headers, body, name
+):
+    import requests
+
+    route, query = request
+    path = path_of(route, name)
+    try:
+        with requests.request(
+            method,
+            server.url + path,
+            params=query,
+            headers=request_headers,
+            data=body if method == "POST" else None,
+            stream=True,
+            timeout=15,
+        ) as response:
+            next(response.raw.stream(1024, decode_content=False), b"")
+            status = response.status_code
+    except requests.exceptions.InvalidHeader:
+        return  # requests itself refuses to send such a header: nothing reached the server
+    assert status < 500, (status, path, query, request_headers)
+    assert settled(server.url)["open_streams"] == 0

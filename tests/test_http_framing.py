@@ -1,0 +1,85 @@
+"""Every route, read by a strict HTTP/1.1 parser (h11) over HTTP/1.0 and HTTP/1.1.
+
+h11 (python-hyper/h11) refuses what RFC 9112 forbids: malformed status lines and header
+fields, bad chunk sizes, a body longer than its Content-Length. Each route of the course's
+Route table is asked for with its own example (made quick) on the course's three servers.
+On top of what h11 checks, RFC 9112 section 6.1: no ``Transfer-Encoding`` in an answer to
+an HTTP/1.0 request, whose body ends when the connection closes.
+"""
+
+import re
+import socket
+import time
+
+import h11
+import pytest
+from conftest import SERVER_KINDS
+
+from lessons import load_lessons, spawn_course
+
+pytestmark = pytest.mark.live
+
+ROUTES = [route for lesson in load_lessons() for route in lesson.routes]
+READ_SECONDS = 1.5  # endless streams (the broadcast room) are read this long, then left
+
+
+def quick(example: str) -> str:
+    """The route's example with its waits shortened, so that every stream ends soon."""
+    return re.sub(r"\b(interval|delay|latency)=[0-9.]+", r"\1=0.01", example)
+
+
+REQUESTS = [
+    (method, quick(route.example or route.path), route.example_body if method == "POST" else b"")
+    for route in ROUTES
+    for method in route.methods
+] + [("GET", "/", b""), ("GET", "/stats", b""), ("GET", "/nowhere", b""), ("DELETE", "/ticks", b"")]
+
+
+@pytest.fixture(scope="module", params=list(SERVER_KINDS))
+def server(request):
+    with spawn_course(*SERVER_KINDS[request.param]) as process:
+        yield process
+
+
+def read_strictly(url: str, method: str, target: str, body: bytes, version: str):
+    """Send one request as ``HTTP/{version}``; parse the answer with h11. Returns
+    (response, body bytes, whether the message ended)."""
+    host, port = url.split("://")[1].split(":")
+    client = h11.Connection(our_role=h11.CLIENT)
+    headers = [("Host", f"{host}:{port}"), ("Connection", "close")]
+    if body:
+        headers += [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    client.send(h11.Request(method=method, target=target, headers=headers))  # sets h11's state
+    head = f"{method} {target} HTTP/{version}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers)
+    response, received, ended = None, b"", False
+    deadline = time.monotonic() + READ_SECONDS
+    with socket.create_connection((host, int(port)), timeout=READ_SECONDS) as sock:
+        sock.sendall(head.encode() + b"\r\n" + body)
+        while not ended and time.monotonic() < deadline:
+            event = client.next_event()
+            if event is h11.NEED_DATA:
+                try:
+                    data = sock.recv(65536)
+                except TimeoutError:
+                    break
+                client.receive_data(data)  # b"" means the server closed: the end of a 1.0 body
+            elif isinstance(event, h11.Response):
+                response = event
+            elif isinstance(event, h11.Data):
+                received += bytes(event.data)
+            elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
+                ended = True
+    return response, received, ended
+
+
+@pytest.mark.parametrize("version", ["1.0", "1.1"])
+@pytest.mark.parametrize(("method", "target", "body"), REQUESTS, ids=[r[1] for r in REQUESTS])
+def test_every_route_reads_cleanly_with_a_strict_parser(server, version, method, target, body):
+    response, received, ended = read_strictly(server.url, method, target, body, version)
+    assert response is not None, "no response head within the time"
+    assert response.status_code < 500, (response.status_code, received[:200])
+    framing = {name.lower(): value for name, value in response.headers}
+    if version == "1.0":
+        assert b"transfer-encoding" not in framing, "RFC 9112 6.1: no chunks for HTTP/1.0"
+    endless = target.startswith("/broadcast") and method == "GET"
+    assert ended or endless, f"the body of {target} did not end within {READ_SECONDS} s"
