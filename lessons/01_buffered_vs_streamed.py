@@ -196,12 +196,14 @@ LESSON = Lesson(
             buffered,
             "the body in one piece, after all of it is built",
             "/buffered?size=1000000&delay=0.01",
+            limits="up to 256 MiB; 512 MiB of bodies at once, 503 above",
         ),
         Route(
             "/streamed",
             streamed,
             "the body piece by piece, as it is built",
             "/streamed?size=1000000&delay=0.01",
+            limits="up to 1 GiB, one piece in memory",
         ),
     ),
 )

@@ -26,7 +26,12 @@ closing a quiet connection, and it is how a WSGI app notices that its client lef
 cannot see the socket close; it learns of it when a write fails. After a client closes
 normally, the first write still succeeds (the kernel accepts it, the client answers with a
 reset), and the second one fails. So a stream outlives its client by up to two writes: the
-heartbeat interval bounds the cleanup time, and ``/stats`` shows it.
+heartbeat interval bounds the cleanup time, and ``/stats`` shows it. The failed write makes
+the server stop and call the stream's ``close()``, which runs its ``finally``: PEP 3333
+obliges every server to call it, however the response ends. gunicorn does; plain werkzeug
+skipped it when a client reset the connection right after the last event, so the course's
+werkzeug runs with ``streamlib.devserver``, and a test resets five clients after ``[DONE]``
+and counts five streams closed.
 
 Try it (``python lessons/04_server_sent_events.py``, or ``python -m lessons``)::
 
@@ -196,6 +201,7 @@ LESSON = Lesson(
             serve_events,
             "the SSE clock: count, interval, heartbeat (s), retry (ms)",
             "/events?count=5&interval=1",
+            limits="endless on purpose without count; with count, 600 s at most",
         ),
         Route("/demo/events", demo_events, "an EventSource page", "", streams=False),
     ),

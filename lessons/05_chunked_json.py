@@ -96,12 +96,19 @@ LESSON = Lesson(
         " fails after the 200. Parameters: count, delay (s between rows), fail_at (a row)."
     ),
     routes=(
-        Route("/ndjson", serve_ndjson, "count rows as NDJSON", "/ndjson?count=5&delay=0.5"),
+        Route(
+            "/ndjson",
+            serve_ndjson,
+            "count rows as NDJSON",
+            "/ndjson?count=5&delay=0.5",
+            limits="up to 1,000,000 rows",
+        ),
         Route(
             "/json-array",
             serve_json_array,
             "count rows as one streamed JSON array",
             "/json-array?count=5&delay=0.5",
+            limits="up to 1,000,000 rows",
         ),
     ),
 )

@@ -293,6 +293,7 @@ LESSON = Lesson(
             serve_completions,
             "OpenAI-compatible chat completions, streamed or whole (POST a JSON body)",
             "/v1/chat/completions?latency=0.05",
+            limits="request bodies up to 1 MiB (413 above), in OpenAI's error shape",
             methods=("POST",),
             example_body=(
                 b'{"model": "fake", "stream": true,'

@@ -205,6 +205,7 @@ LESSON = Lesson(
             serve_gzip_events,
             "the SSE clock through a gzip middleware: mode=naive|skip|flush",
             "/gzip-events?mode=skip&count=5&interval=1",
+            limits="as /events: endless on purpose without count",
         ),
     ),
 )

@@ -381,6 +381,7 @@ LESSON = Lesson(
             methods=("GET", "POST"),
             streams=("GET",),  # a POST answers at once
             example_body=b'{"text": "hello"}',
+            limits="GET endless on purpose; POST bodies up to 64 KiB, 413 above",
         ),
         Route("/demo/broadcast", demo_broadcast, "a chat room page", "", streams=False),
     ),

@@ -54,8 +54,40 @@ def make_parser(description: str) -> argparse.ArgumentParser:
         action="store_true",
         help="gunicorn: send files through Python instead of sendfile(2)",
     )
-    parser.add_argument("--redis", metavar="URL", help="the Redis broker for lesson 08")
+    parser.add_argument(
+        "--redis",
+        metavar="URL",
+        type=redis_url,
+        help="the Redis broker for lesson 08, such as redis://127.0.0.1:6379/0",
+    )
     return parser
+
+
+def redis_url(text: str) -> str:
+    """``--redis``: a URL redis-py can use, or argparse's error naming what is wrong."""
+    from redis import Redis
+
+    try:
+        Redis.from_url(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r}: {error}") from None
+    return text
+
+
+def broker_warning(url: str) -> str | None:
+    """A line to print if the broker at ``url`` does not answer now, or None. The course
+    starts anyway: the broker may come up later, and lesson 08 shows what happens then."""
+    from redis import Redis
+    from redis.exceptions import RedisError
+
+    try:
+        Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1).ping()
+    except RedisError as error:
+        return (
+            f"Warning: the Redis broker at {url} does not answer ({error});"
+            " POST /broadcast is a 503 until it does."
+        )
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -75,6 +107,8 @@ def serve_lessons(lessons: Sequence[Lesson], args: argparse.Namespace) -> None:
     base = f"http://{args.host}:{args.port}"
     if 8 in {lesson.number for lesson in lessons} and not args.redis:
         print("Lesson 08's broadcast stays in each process: give --redis URL to share it.")
+    if args.redis and (warning := broker_warning(args.redis)):
+        print(warning)
     print(f"The course is at {base}/ . Try:")
     for lesson in lessons:
         for route in lesson.routes:

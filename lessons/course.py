@@ -45,6 +45,8 @@ class Route:
         or the methods whose answers stream, such as ``("GET",)`` when POST only accepts.
     example_body: a JSON request body to go with ``example``, for a POST route.
     free_text: query parameters that take any text (``prompt``), not a bounded value.
+    limits: what bounds its cost, for the index: ``"bodies up to 1 MiB (413 above)"``, or
+        ``"endless on purpose"`` for a stream that runs until the client leaves.
     """
 
     path: str
@@ -55,6 +57,7 @@ class Route:
     streams: bool | tuple[str, ...] = True
     example_body: bytes = b""
     free_text: tuple[str, ...] = ()
+    limits: str = ""
 
     def streams_for(self, method: str) -> bool:
         """Whether an answer to ``method`` is a stream, to be counted in ``/stats``."""

@@ -40,6 +40,10 @@ PAGE = """<!doctype html>
 Each lesson below is live on this server. Try its routes with <code>curl -N</code>
 (<code>-N</code> turns off curl's own buffering, so you see each piece as it arrives),
 and watch <a href="/stats"><code>/stats</code></a> count the open streams.</p>
+<p>Every route bounds what it costs: a bad parameter is a one-line 400, a body over its cap
+a 413, and every finite stream ends within 600 s (a longer one is refused up front). The
+streams marked <em>endless on purpose</em> run until their client leaves, costing a
+heartbeat now and then.</p>
 {lessons}
 </body>
 </html>
@@ -98,7 +102,10 @@ def _lesson_section(lesson: "Lesson", base: str) -> str:
                 f" {escape(route.summary)}</li>"
             )
             continue
-        parts.append(f"<li><code>{methods} {escape(route.path)}</code>: {escape(route.summary)}")
+        limits = f" <em>({escape(route.limits)})</em>" if route.limits else ""
+        parts.append(
+            f"<li><code>{methods} {escape(route.path)}</code>: {escape(route.summary)}{limits}"
+        )
         parts += [f"<pre>{escape(command)}</pre>" for command in curl_commands(route, base)]
         parts.append("</li>")
     for path, label in lesson.demos:

@@ -221,3 +221,32 @@ def test_under_gunicorn_a_lesson_alone_prints_and_runs_the_plain_gunicorn_comman
         f"{port} --worker-class gthread --workers 1 --threads 64" in server.log()
     )
     assert "Using worker: gthread" in server.log()
+
+
+def test_a_malformed_redis_url_is_refused_at_startup():
+    done = subprocess.run(
+        [sys.executable, "-m", "lessons", "--redis", "notaurl"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and "--redis: 'notaurl'" in done.stderr, done.stderr
+    assert "The course is at" not in done.stdout  # refused before anything is served
+
+
+def test_a_broker_that_does_not_answer_is_a_warning_not_a_failure():
+    port = free_port()  # nothing listens there
+    with spawn_course("--redis", f"redis://127.0.0.1:{port}/0") as server:
+        assert requests.get(server.url + "/stats", timeout=10).status_code == 200
+        posted = requests.post(server.url + "/broadcast", json={"text": "hi"}, timeout=30)
+        assert posted.status_code == 503, posted.text
+    assert f"Warning: the Redis broker at redis://127.0.0.1:{port}/0 does not answer" in (
+        server.log()
+    )
+
+
+def test_the_index_states_what_bounds_each_route(course_app):
+    page = call_app(course_app, "/").read().decode()
+    assert "every finite stream ends within 600 s" in page
+    assert page.count("endless on purpose") >= 4  # the note, /events, /gzip-events, /broadcast
+    assert "request bodies up to 1 MiB (413 above)" in page
