@@ -22,8 +22,10 @@ import psutil
 
 from bench.cores import clients_on_the_last_core, pin
 from bench.report import targets_and_plot
-from lessons import spawn_course
+from lessons import load_lesson, spawn_course
 from streamlib.load import crowd
+from streamlib.nginx import spawn_nginx
+from streamlib.slow_clients import answer_time, slow_clients
 
 WORKER_CLASSES = {
     "sync": ("--worker-class", "sync"),
@@ -75,6 +77,79 @@ def measure(flags: tuple[str, ...], clients: int, window: float) -> dict:
     }
 
 
+SLOW_SERVERS = {  # name: (course flags, whether nginx stands in front)
+    "gthread, 64 threads": (("--server", "gunicorn", "--worker-class", "gthread"), False),
+    "gevent": (("--server", "gunicorn", "--worker-class", "gevent"), False),
+    "werkzeug (course handler)": ((), False),
+    "nginx in front of gthread, 64 threads": (
+        ("--server", "gunicorn", "--worker-class", "gthread"),
+        True,
+    ),
+}
+
+
+def slow_client_answer(
+    flags: tuple[str, ...], proxied: bool, count: int, part: str
+) -> float | None:
+    """With ``count`` slow clients on a fresh server, the ms a normal ``GET /`` took (None:
+    no answer within 3 s)."""
+    with spawn_course(*flags) as server:
+        url = server.url
+        if proxied:
+            location = load_lesson("07").nginx_location(url, client_timeout="10s")
+            with spawn_nginx(location) as nginx, slow_clients(nginx.url, count, part=part):
+                time.sleep(1.0)
+                seconds = answer_time(nginx.url + "/", timeout=3)
+        else:
+            with slow_clients(url, count, part=part):
+                time.sleep(1.0)
+                seconds = answer_time(url + "/", timeout=3)
+    return None if seconds is None else seconds * 1000
+
+
+def slow_clients_section(quick: bool) -> tuple[list[str], list[tuple[str, bool]]]:
+    """Lesson 07's slow-client table: who still answers a normal request, and the targets."""
+    counts = [70] if quick else [30, 60, 70, 200]
+    servers = dict(list(SLOW_SERVERS.items())[:2]) if quick else SLOW_SERVERS
+    lines = [
+        "\n### Slow clients\n",
+        "Slow clients send their request one byte a second (`streamlib.slow_clients`); then"
+        " a normal client asks for `/`. Each cell: how long it waited for its answer, or"
+        " *none* within 3 s. A fresh server for every cell.\n",
+        "| server | part sent slowly | " + " | ".join(f"{n} slow clients" for n in counts) + " |",
+        "|---|---|" + "---:|" * len(counts),
+    ]
+    answered: dict[tuple[str, str, int], bool] = {}
+    for name, (flags, proxied) in servers.items():
+        for part in ["headers", "body"]:
+            cells = []
+            for count in counts:
+                ms = slow_client_answer(flags, proxied, count, part)
+                answered[name, part, count] = ms is not None
+                cells.append("none" if ms is None else f"{ms:.0f} ms")
+            lines.append(f"| {name} | {part} | " + " | ".join(cells) + " |")
+            print(f"  slow {name} {part} {cells}", flush=True)
+    most = counts[-1]
+    checks = [
+        (
+            f"gthread with 64 threads answers nobody once {most} clients send slowly",
+            not any(answered["gthread, 64 threads", part, most] for part in ["headers", "body"]),
+        ),
+        (
+            f"gevent answers with {most} slow clients",
+            all(answered["gevent", part, most] for part in ["headers", "body"]),
+        ),
+    ]
+    if not quick:
+        checks.append(
+            (
+                f"nginx in front of gthread answers with {most} slow clients",
+                all(answered[list(SLOW_SERVERS)[3], p, most] for p in ["headers", "body"]),
+            )
+        )
+    return lines, checks
+
+
 def run(out: Path, quick: bool = False) -> str:
     sizes, window = ([20, 60], 2.0) if quick else ([100, 1000, 5000], 8.0)
     rows: dict[str, list[dict]] = {}
@@ -120,7 +195,9 @@ def run(out: Path, quick: bool = False) -> str:
             all(r["served"] == min(r["clients"], 1000) for r in gthread),
         ),
     ]
-    lines += targets_and_plot(checks, "07_production.png", "lesson 07")
+    slow_lines, slow_checks = slow_clients_section(quick)
+    lines += slow_lines
+    lines += targets_and_plot(checks + slow_checks, "07_production.png", "lesson 07")
     return "\n".join(lines)
 
 

@@ -7,8 +7,9 @@ one chunk whatever the size, and the first byte leaves at once.
 
 **sendfile.** Better still, do not read the file in Python at all. PEP 3333 lets a server
 offer ``environ["wsgi.file_wrapper"]``: hand it the open file and the server sends it as
-it likes. gunicorn calls ``sendfile(2)``, which copies from the kernel's page cache to the
-socket without the bytes ever entering the process. werkzeug's dev server offers no
+it likes. gunicorn's sync and gthread workers call ``sendfile(2)``, which copies from the
+kernel's page cache to the socket without the bytes ever entering the process (its gevent
+worker reads and sends instead: a test counts the reads). werkzeug's dev server offers no
 wrapper, so there the generator runs. ``streamlib.file_body`` picks. A trap: gunicorn's
 ``sendfile`` setting is its ``--no-sendfile`` flag, so ``sendfile = True`` in a
 ``gunicorn.conf.py`` turns sendfile *off*. Leave it out to keep sendfile on.

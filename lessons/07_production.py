@@ -4,10 +4,11 @@ A stream that works on the dev server can starve, be killed or be held back in p
 Each failure below is measured by the tests and the notebook, with its fix; the numbers at
 scale are in ``bench/results/README.md``.
 
-**One flag.** ``python -m lessons --server gunicorn --worker-class gthread`` serves the
-course under gunicorn, the production server. It prints the plain command it becomes::
+**One flag.** ``python -m lessons --server gunicorn`` serves the course under gunicorn,
+the production server, with the gevent worker (why: below). It prints the plain command
+it becomes::
 
-    gunicorn --bind 127.0.0.1:8000 --worker-class gthread --workers 1 --threads 64 \\
+    gunicorn --bind 127.0.0.1:8000 --worker-class gevent --workers 1 \\
         --worker-connections 1000 --timeout 30 --graceful-timeout 30 lessons.wsgi:app
 
 **Worker classes.** A stream holds whatever serves it for as long as it lasts.
@@ -28,6 +29,41 @@ course under gunicorn, the production server. It prints the plain command it bec
   took hold of the originals before, for example ``sleep=time.sleep`` as a default
   argument in a module imported by ``--preload``, blocks every stream in the worker. Let
   gunicorn import the app after the patch (no ``--preload``), as ``lessons.wsgi:app`` does.
+
+**Slow clients.** A server must read a request before it answers it, and a client decides
+how fast it sends. One that sends its headers, or its body, one byte a second
+("slowloris", ``streamlib.slow_clients``) holds whatever reads for it. Measured by the
+tests with 12 such clients (one byte a second) and one normal ``GET /``:
+
+================================  ==================  ==================================
+server                            slow headers        slow bodies
+================================  ==================  ==================================
+gunicorn gthread, 8 threads       nobody answered     nobody answered
+gunicorn gevent                   answered; the slow  answered
+                                  ones dropped at 2 s
+werkzeug (the course's handler)   answered; dropped   answered; a 400 at the deadline
+                                  at the 10 s limit
+nginx in front of gthread         answered; dropped   answered; nginx holds them, and
+(``client_header_timeout 2s``)    at 2 s (408)        only whole bodies reach gunicorn
+================================  ==================  ==================================
+
+A thread that waits on a slow client is a thread lost: gthread starves once the slow
+clients outnumber its threads (the sync worker after one). gevent waits on all of them in
+one loop, and gives up on unfinished headers after ``--keep-alive`` (2 s). The fix that
+works for every worker class is a proxy that reads the whole request before it passes it
+on, as nginx does by default (``proxy_request_buffering on``), with
+``client_header_timeout`` and ``client_body_timeout`` to drop clients that stall
+(``nginx_location(..., client_timeout="10s")``). Note that ``client_body_timeout`` is per
+read, so a byte a second keeps a body alive: nginx holds it, cheaply, in its event loop.
+
+**Which worker class by default.** The course's ``--server gunicorn`` uses gevent: its
+routes are streams, and gevent holds thousands of them in one worker (gthread holds
+``--threads``), shrugs off slow clients, and checks in with the arbiter while streams run.
+What it costs, measured: no ``sendfile(2)`` (gevent's cooperative ``socket.sendfile`` reads
+and sends, 4,096 reads for 256 MiB against a handful with gthread or sync, so lesson 02's
+files go through Python), and CPU-bound work in a handler stalls every stream of the
+worker. Behind nginx, serving files, or running CPU-heavy handlers, gthread is the safer
+choice: ``--worker-class gthread``.
 
 **Shutdown.** On SIGTERM (a deploy, a scale-down) gunicorn stops accepting, lets open
 requests finish for ``--graceful-timeout`` seconds, then kills the workers. A stream never
@@ -160,6 +196,7 @@ def nginx_location(
     http11: bool = False,
     gzip: bool = False,
     read_timeout: str | None = None,
+    client_timeout: str | None = None,
 ) -> str:
     """Return an nginx ``location / {}`` block that proxies every request to ``upstream``.
 
@@ -169,6 +206,10 @@ def nginx_location(
     gzip: compress text responses on their way out, as many sites do.
     read_timeout: how long the upstream may stay silent before nginx cuts the response,
         in nginx's units (``"1s"``, ``"1h"``); nginx's default is 60 s.
+    client_timeout: how long a client may take between two reads of its request's
+        headers, and of its body, before nginx gives up on it (``client_header_timeout``,
+        ``client_body_timeout``; 60 s by default). nginx holds slow clients itself, in its
+        event loop, and passes on only whole requests: a slow client never reaches a worker.
 
     ``streamlib.nginx.spawn_nginx(nginx_location(url))`` starts a real nginx with it.
     """
@@ -181,7 +222,10 @@ def nginx_location(
         lines += ["gzip on;", "gzip_types text/plain text/event-stream;", "gzip_min_length 1;"]
     if read_timeout:
         lines.append(f"proxy_read_timeout {read_timeout};")
-    return "location / {\n" + "".join(f"    {line}\n" for line in lines) + "}"
+    server = ""  # these two belong to the server block, not the location
+    if client_timeout:
+        server = f"client_header_timeout {client_timeout};\nclient_body_timeout {client_timeout};\n"
+    return server + "location / {\n" + "".join(f"    {line}\n" for line in lines) + "}"
 
 
 LESSON = Lesson(

@@ -29,8 +29,8 @@ def make_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "--worker-class",
         choices=("sync", "gthread", "gevent"),
-        default="gthread",
-        help="gunicorn's worker class (default gthread: one thread per open stream)",
+        default="gevent",
+        help="gunicorn's worker class (gevent: a greenlet per connection, see lesson 07)",
     )
     parser.add_argument("--workers", type=int, default=1, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=64, help="threads per gthread worker")

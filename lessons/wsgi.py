@@ -1,6 +1,6 @@
 """The whole course as one WSGI app object, for any WSGI server.
 
-    gunicorn --worker-class gthread --threads 64 --bind 127.0.0.1:8000 lessons.wsgi:app
+    gunicorn --worker-class gevent --bind 127.0.0.1:8000 lessons.wsgi:app
 
 is what ``python -m lessons --server gunicorn`` runs (it prints the exact command). Three
 environment variables shape the app: ``STREAMLIB_FILES``, the folder ``/files/`` serves

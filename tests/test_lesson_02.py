@@ -46,7 +46,9 @@ def server_url(request, public):
         with serve(build_app(load_lessons(), settings={"course.files": str(public)})) as url:
             yield url
     else:
-        with spawn_course("--files", str(public), "--server", "gunicorn") as server:
+        with spawn_course(
+            "--files", str(public), "--server", "gunicorn", "--worker-class", "gthread"
+        ) as server:
             yield server.url
 
 
@@ -265,11 +267,21 @@ def read_syscalls(pid: int) -> int:
 
 @pytest.mark.live
 @pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="needs Linux's /proc/PID/io")
-@pytest.mark.parametrize(("flags", "sendfile"), [((), True), (("--no-sendfile",), False)])
+@pytest.mark.parametrize(
+    ("flags", "sendfile"),
+    [
+        (("--worker-class", "gthread"), True),
+        (("--worker-class", "gthread", "--no-sendfile"), False),
+        (("--worker-class", "sync"), True),
+        (("--worker-class", "gevent"), False),  # gevent's socket.sendfile reads and sends
+    ],
+    ids=["gthread", "gthread-no-sendfile", "sync", "gevent"],
+)
 def test_gunicorn_sends_a_whole_file_with_sendfile_unless_told_not_to(big_folder, flags, sendfile):
     # With sendfile the worker reads nothing itself: a handful of sendfile calls move the
     # 256 MiB. Without it, it reads the file 64 KiB at a time: 4096 reads. gunicorn's own
     # "sendfile" setting turns sendfile off when set to True, which this test once caught.
+    # gevent's cooperative socket.sendfile falls back to read-and-send: no sendfile(2) there.
     with spawn_course("--files", str(big_folder), "--server", "gunicorn", *flags) as server:
         requests.get(server.url + "/files/big.bin", headers={"Range": "bytes=0-0"})
         (worker,) = server.pids()

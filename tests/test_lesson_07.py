@@ -21,6 +21,7 @@ from lessons import load_lesson, spawn_course
 from streamlib import call_app, free_port, observe, spawn_server
 from streamlib.load import crowd
 from streamlib.nginx import spawn_nginx
+from streamlib.slow_clients import answer_time, closed_by_server, slow_clients
 from streamlib.sse import parse_events
 
 production = load_lesson("07_production")
@@ -326,3 +327,45 @@ def test_http2_through_nginx_carries_the_ticks_on_time_without_chunked_encoding(
     assert head[0].startswith(b"HTTP/2 200")
     assert not any(line.lower().startswith(b"transfer-encoding") for line in head)
     assert len(ticks) == 5 and ticks[-1] - ticks[0] >= 1.0, ticks
+
+
+# Slow clients ("slowloris"): connections that send their request a byte a second.
+SLOW = 12  # more slow clients than the gthread worker below has threads
+
+
+@pytest.mark.parametrize("part", ["headers", "body"])
+def test_slow_clients_starve_a_gthread_worker(part):
+    with gunicorn("--worker-class", "gthread", "--threads", "8") as server:
+        with slow_clients(server.url, SLOW, part=part) as _:
+            time.sleep(1.0)
+            assert answer_time(server.url + "/", timeout=3) is None  # nobody else answered
+        assert answer_time(server.url + "/", timeout=10) is not None  # until they leave
+
+
+@pytest.mark.parametrize("part", ["headers", "body"])
+def test_nginx_in_front_holds_slow_clients_so_gthread_answers_everyone(upstream_8_threads, part):
+    location = production.nginx_location(upstream_8_threads, client_timeout="2s")
+    with spawn_nginx(location) as nginx, slow_clients(nginx.url, SLOW, part=part) as sockets:
+        time.sleep(1.0)
+        assert answer_time(nginx.url + "/", timeout=3) is not None
+        time.sleep(3.5)
+        # client_header_timeout bounds the whole head: nginx gives up on it (a 408). Its
+        # client_body_timeout is per read, which a byte a second never exceeds: nginx keeps
+        # those, but in its own event loop, and only a whole body would reach gunicorn.
+        assert closed_by_server(sockets) == (SLOW if part == "headers" else 0)
+
+
+def test_gevent_answers_everyone_and_drops_slow_headers():
+    gevent = gunicorn("--worker-class", "gevent")
+    with gevent as server, slow_clients(server.url, SLOW, part="headers") as sockets:
+        time.sleep(1.0)
+        assert answer_time(server.url + "/", timeout=3) is not None
+        time.sleep(3.0)
+        assert closed_by_server(sockets) == SLOW  # gunicorn's keep-alive timeout, 2 s
+
+
+@pytest.fixture(scope="module")
+def upstream_8_threads():
+    need("nginx", "nginx-light")
+    with gunicorn("--worker-class", "gthread", "--threads", "8") as server:
+        yield server.url
