@@ -83,7 +83,7 @@ def download(url: str) -> tuple[float, float, int]:
     buffer = bytearray(MiB)
     start = time.perf_counter()
     with socket.create_connection((address.hostname, address.port)) as sock:
-        request = f"GET {address.path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+        request = f"GET {address.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
         sock.sendall(request.encode())
         head = b""
         while b"\r\n\r\n" not in head:

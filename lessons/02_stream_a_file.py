@@ -59,6 +59,27 @@ proven otherwise: ``streamlib.paths.resolve_under`` refuses ``..`` in every spel
 server decodes to it, absolute paths, NUL bytes, backslashes, hidden names and symlinks
 that lead out of the folder. Each is a plain 404: no hint of what exists outside.
 
+**Only this machine's pages.** Listening on 127.0.0.1 keeps the network out, not the
+web: every page open in the learner's browser can send requests to ``localhost``. Two
+ways it turns against a local file server, both once measured on this course:
+
+- *DNS rebinding.* A page on ``evil.example`` makes its name resolve to 127.0.0.1 and
+  fetches ``http://evil.example:8000/files/``. The browser calls that same-origin, so the
+  page reads the answer: with ``--files ~/Documents``, the learner's documents. The one
+  thing that differs is the ``Host`` header. The course answers only its own names
+  (loopback names and addresses, the address it listens on, and ``--allow-host NAME``);
+  ``curl -H 'Host: evil.example:8000' http://127.0.0.1:8000/files/`` is a 403.
+- *Cross-site requests.* A page may POST ``text/plain`` anywhere without asking
+  (a "simple request": no CORS preflight). It cannot read the answer, but the server does
+  the work. The course refuses a POST whose ``Origin`` is not its own or whose
+  ``Sec-Fetch-Site`` says ``cross-site`` (403), and JSON endpoints take only
+  ``application/json`` (415), which no page can send to another origin unasked.
+
+No CORS header is sent unless ``--cors ORIGIN`` names an origin whose pages may read and
+post (a front end on another port, say). ``streamlib.origins`` holds the checks; Jupyter,
+Vite and webpack-dev-server added the same ones after the same attacks. A ``--host`` other
+than loopback is announced before serving: then the network can reach every route.
+
 Try it (``python lessons/02_stream_a_file.py``, or ``python -m lessons``)::
 
     curl -N http://127.0.0.1:8000/files/                          # what is served

@@ -33,6 +33,14 @@ skipped it when a client reset the connection right after the last event, so the
 werkzeug runs with ``streamlib.devserver``, and a test resets five clients after ``[DONE]``
 and counts five streams closed.
 
+**From another origin.** A page served elsewhere (a front end on ``localhost:5173``) may
+open ``new EventSource("http://127.0.0.1:8000/events")`` only if the answer says so:
+``Access-Control-Allow-Origin`` naming that page's origin. EventSource sends no preflight
+for a plain GET, but on reconnection it adds ``Last-Event-ID``, which is not a
+"safelisted" header, so the browser asks first with an ``OPTIONS`` preflight. The course
+sends neither answer unless started with ``--cors http://localhost:5173``; then it
+allows that origin alone, ``Last-Event-ID`` included (``streamlib.origins``).
+
 Try it (``python lessons/04_server_sent_events.py``, or ``python -m lessons``)::
 
     curl -N 'http://127.0.0.1:8000/events?count=5&interval=1'

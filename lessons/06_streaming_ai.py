@@ -30,6 +30,12 @@ Both routes take them as query parameters, with ``length`` for an answer of that
 tokens and ``fail_at`` for a model that breaks down at that token: before the 200 it is a
 500, after it an error event and no ``[DONE]``.
 
+**Who may call it.** The endpoint takes ``application/json`` only (415 otherwise), a POST
+from another site's page is a 403, and a body over 1 MiB a 413, all in OpenAI's error
+shape. A browser front end on another origin must first pass a CORS preflight (JSON is not
+a "simple" content type), which the course grants only to ``--cors ORIGIN``; then
+``fetch`` can read the stream as it comes, ``response.body.getReader()``, as the demo does.
+
 Try it (``python lessons/06_streaming_ai.py``, or ``python -m lessons``)::
 
     curl -N 'http://127.0.0.1:8000/chat?prompt=Why+stream%3F'
@@ -52,7 +58,7 @@ from werkzeug.wrappers import Request
 from lessons.cli import run_lesson
 from lessons.course import Lesson, Route, send_text
 from streamlib import float_param, int_param
-from streamlib.bodies import read_body
+from streamlib.bodies import read_body, require_json
 from streamlib.disconnect import client_watch
 from streamlib.fake_llm import pace, reply_tokens
 from streamlib.openai_chat import (
@@ -157,6 +163,7 @@ def serve_completions(environ: dict, start_response: Callable) -> Iterable[bytes
     """``POST /v1/chat/completions``: OpenAI's chat completions, streamed or whole."""
     try:
         latency, rate, length, fail_at = model_params(environ)
+        require_json(environ)  # 415 otherwise: no other site's page can post here unasked
         request = parse_chat_request(read_body(environ, MAX_BODY))
     except ChatRequestError as error:
         return send_api_error(start_response, "400 Bad Request", str(error), error.param)

@@ -98,7 +98,7 @@ every 2 s is cut, the same stream with heartbeats is not). A config to copy
 
     location / {
         proxy_pass http://127.0.0.1:8000;
-        proxy_set_header Host $host;
+        proxy_set_header Host $http_host;  # the name and port the client asked for
         proxy_http_version 1.1;           # keep-alive and chunked to gunicorn
         proxy_set_header Connection "";
         proxy_buffering off;              # pass every piece on as it comes
@@ -213,7 +213,7 @@ def nginx_location(
 
     ``streamlib.nginx.spawn_nginx(nginx_location(url))`` starts a real nginx with it.
     """
-    lines = [f"proxy_pass {upstream};", "proxy_set_header Host $host;"]
+    lines = [f"proxy_pass {upstream};", "proxy_set_header Host $http_host;"]
     if http11:
         lines += ["proxy_http_version 1.1;", 'proxy_set_header Connection "";']
     if not buffering:

@@ -291,7 +291,8 @@ document.getElementById("send").onsubmit = async (event) => {
   event.preventDefault();
   const input = document.getElementById("text");
   const body = JSON.stringify({text: input.value});
-  const answer = await fetch("/broadcast", {method: "POST", body});
+  const answer = await fetch("/broadcast", {
+    method: "POST", headers: {"Content-Type": "application/json"}, body});
   document.getElementById("status").textContent = answer.ok ? "sent" : await answer.text();
   if (answer.ok) input.value = "";
 };

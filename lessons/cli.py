@@ -10,19 +10,42 @@ import argparse
 import importlib.util
 import os
 import shlex
+import socket
 import sys
 from collections.abc import Sequence
+from typing import Any
+
+import psutil
 
 from lessons import lesson_names, load_lessons
 from lessons.course import Lesson, build_app
 from lessons.index_page import curl_commands
 from streamlib import gunicorn_args
+from streamlib.origins import is_loopback, normalize_host
 
 
 def make_parser(description: str) -> argparse.ArgumentParser:
     """Return the argument parser shared by the course server and the lessons."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on; anything but loopback exposes every route to the network",
+    )
+    parser.add_argument(
+        "--allow-host",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="also answer requests for this host name (repeatable); others get a 403",
+    )
+    parser.add_argument(
+        "--cors",
+        metavar="ORIGIN",
+        action="append",
+        default=[],
+        help="let pages from this origin, such as http://localhost:5173, read and post",
+    )
     parser.add_argument("--port", type=int, default=8000, help="port to listen on")
     parser.add_argument("--files", metavar="DIR", help="the folder that /files/ serves (lesson 02)")
     parser.add_argument("--server", choices=("werkzeug", "gunicorn"), default="werkzeug")
@@ -105,6 +128,8 @@ def run_lesson(lesson: Lesson, argv: Sequence[str] | None = None) -> None:
 def serve_lessons(lessons: Sequence[Lesson], args: argparse.Namespace) -> None:
     """Print what to try, then serve ``lessons`` with the server that ``args`` names."""
     base = f"http://{args.host}:{args.port}"
+    if not is_loopback(normalize_host(args.host)):
+        print(network_warning(args))
     if 8 in {lesson.number for lesson in lessons} and not args.redis:
         print("Lesson 08's broadcast stays in each process: give --redis URL to share it.")
     if args.redis and (warning := broker_warning(args.redis)):
@@ -131,10 +156,43 @@ def serve_lessons(lessons: Sequence[Lesson], args: argparse.Namespace) -> None:
     become_gunicorn(lessons, args)
 
 
-def course_settings(args: argparse.Namespace) -> dict[str, str]:
-    """The settings the lessons read from the environ: ``course.files``, ``course.redis``."""
-    named = {"course.files": args.files, "course.redis": args.redis}
+def course_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings the course reads: ``course.files``, ``course.redis``, and who may
+    talk to it, ``course.allow_hosts`` (with the address it listens on) and ``course.cors``."""
+    named = {
+        "course.files": args.files,
+        "course.redis": args.redis,
+        "course.allow_hosts": tuple(served_names(args)),
+        "course.cors": tuple(args.cors),
+    }
     return {name: value for name, value in named.items() if value}
+
+
+def served_names(args: argparse.Namespace) -> list[str]:
+    """The host names to answer besides loopback: ``--allow-host`` and the address bound
+    (every address of the machine's interfaces when bound to all of them)."""
+    names = list(args.allow_host)
+    if args.host in ("0.0.0.0", "::", ""):
+        internet = (socket.AF_INET, socket.AF_INET6)
+        names += [
+            address.address.split("%")[0]  # fe80::1%eth0: the zone is not part of a Host
+            for nic in psutil.net_if_addrs().values()
+            for address in nic
+            if address.family in internet
+        ]
+    elif not is_loopback(normalize_host(args.host)):
+        names.append(args.host)
+    return names
+
+
+def network_warning(args: argparse.Namespace) -> str:
+    """What a learner must know before the course listens beyond this machine."""
+    folder = args.files or "the course's sample folder"
+    return (
+        f"Warning: --host {args.host} makes every route reachable from the network, not just"
+        f" this machine: /files/ serves {folder} to anyone who can reach port {args.port},"
+        " and POST routes make this machine work. Use it on a network you trust, or not at all."
+    )
 
 
 def become_gunicorn(lessons: Sequence[Lesson], args: argparse.Namespace) -> None:
@@ -167,6 +225,10 @@ def become_gunicorn(lessons: Sequence[Lesson], args: argparse.Namespace) -> None
         env["STREAMLIB_FILES"] = args.files
     if args.redis:
         env["STREAMLIB_REDIS"] = args.redis
+    if names := served_names(args):
+        env["STREAMLIB_ALLOW_HOSTS"] = ",".join(names)
+    if args.cors:
+        env["STREAMLIB_CORS"] = ",".join(args.cors)
     shown = " ".join(f"{name}={shlex.quote(value)}" for name, value in env.items())
     print(f"Running: {shown + ' ' if shown else ''}gunicorn {shlex.join(command)}", flush=True)
     os.execve(sys.executable, [sys.executable, "-m", "gunicorn", *command], {**os.environ, **env})

@@ -19,11 +19,18 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psutil
-from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed, NotFound
+from werkzeug.exceptions import (
+    Forbidden,
+    HTTPException,
+    InternalServerError,
+    MethodNotAllowed,
+    NotFound,
+)
 from werkzeug.routing import Map, RequestRedirect, Rule
 
 from lessons.index_page import render_index
 from streamlib import StreamStats
+from streamlib.origins import cors_headers, cross_site_refusal, host_refusal
 
 WSGIApp = Callable[..., Any]
 MAX_DESCRIPTION = 200  # characters of an error's one-line description
@@ -92,9 +99,18 @@ def build_app(
     stats: where to count streams; a fresh :class:`StreamStats` when omitted.
     settings: the course's settings, put in every request's environ for the lessons to
         read: ``"course.files"`` is the folder that ``/files/`` serves (lesson 02),
-        ``"course.redis"`` the URL of the Redis broker (lesson 08).
+        ``"course.redis"`` the URL of the Redis broker (lesson 08). Two more shape who
+        may talk to the server (``streamlib.origins``): ``"course.allow_hosts"``, host
+        names to answer besides the loopback ones, and ``"course.cors"``, origins whose
+        pages may read answers and post.
+
+    Every request's ``Host`` must name this server (403 otherwise), and a POST from
+    another site's page is a 403 too: a server on 127.0.0.1 is within reach of every
+    page the learner's browser opens (lesson 02, "Only this machine's pages").
     """
     settings = dict(settings or {})
+    allowed_hosts = tuple(settings.get("course.allow_hosts", ()))
+    trusted_origins = tuple(settings.get("course.cors", ()))
     stats = stats or StreamStats()
     routes = {route.path: route for lesson in lessons for route in lesson.routes}
     # merge_slashes=False: werkzeug would redirect "/files//etc/passwd" to a tidier URL;
@@ -106,7 +122,16 @@ def build_app(
     )
 
     def course_app(environ: dict, start_response: Callable) -> Any:
+        if cors := cors_headers(environ, trusted_origins):  # only for a --cors origin
+            if environ["REQUEST_METHOD"] == "OPTIONS":
+                return _preflight(start_response, cors)
+            start_response = _adding(cors, start_response)
         try:
+            refusal = host_refusal(environ, allowed_hosts) or cross_site_refusal(
+                environ, trusted_origins
+            )
+            if refusal:
+                raise Forbidden(refusal)
             endpoint, arguments = url_map.bind_to_environ(environ).match()
             if endpoint == "/":
                 return send_text(
@@ -132,6 +157,29 @@ def build_app(
         return body
 
     return course_app
+
+
+def _preflight(start_response: Callable, cors: list[tuple[str, str]]) -> list[bytes]:
+    """Answer a trusted origin's CORS preflight: it may POST JSON and resume streams."""
+    start_response(
+        "204 No Content",
+        [
+            *cors,
+            ("Access-Control-Allow-Methods", "GET, POST"),
+            ("Access-Control-Allow-Headers", "Content-Type, Last-Event-ID"),
+            ("Access-Control-Max-Age", "600"),
+        ],
+    )
+    return []
+
+
+def _adding(headers: list[tuple[str, str]], start_response: Callable) -> Callable:
+    """``start_response`` with ``headers`` added to every answer."""
+
+    def start_with_headers(status: str, response_headers: list, exc_info: Any = None) -> Any:
+        return start_response(status, [*response_headers, *headers], exc_info)
+
+    return start_with_headers
 
 
 def _stats_json(stats: StreamStats) -> str:

@@ -2,12 +2,14 @@
 
     gunicorn --worker-class gevent --bind 127.0.0.1:8000 lessons.wsgi:app
 
-is what ``python -m lessons --server gunicorn`` runs (it prints the exact command). Three
-environment variables shape the app: ``STREAMLIB_FILES``, the folder ``/files/`` serves
-(``--files`` on the course's own command line; without it, the course's sample folder),
-``STREAMLIB_REDIS``, the Redis broker of lesson 08 (``--redis``), and
-``STREAMLIB_LESSONS``, which lessons to mount, such as ``04_server_sent_events``
-(comma-separated; without it, all of them).
+is what ``python -m lessons --server gunicorn`` runs (it prints the exact command).
+Environment variables shape the app, each the twin of a flag of the course's own command
+line: ``STREAMLIB_FILES``, the folder ``/files/`` serves (``--files``; without it, the
+course's sample folder); ``STREAMLIB_REDIS``, the Redis broker of lesson 08 (``--redis``);
+``STREAMLIB_ALLOW_HOSTS``, host names to answer besides loopback (``--allow-host``);
+``STREAMLIB_CORS``, origins whose pages may read and post (``--cors``); and
+``STREAMLIB_LESSONS``, which lessons to mount, such as ``04_server_sent_events``. The
+last three are comma-separated lists.
 """
 
 import os
@@ -15,14 +17,22 @@ import os
 from lessons import load_lesson, load_lessons
 from lessons.course import build_app
 
+
+def listed(variable: str) -> tuple[str, ...]:
+    """The comma-separated values of environment variable ``variable`` (none if unset)."""
+    return tuple(value for value in os.environ.get(variable, "").split(",") if value)
+
+
 settings = {
     name: value
     for name, value in [
         ("course.files", os.environ.get("STREAMLIB_FILES")),
         ("course.redis", os.environ.get("STREAMLIB_REDIS")),
+        ("course.allow_hosts", listed("STREAMLIB_ALLOW_HOSTS")),
+        ("course.cors", listed("STREAMLIB_CORS")),
     ]
     if value
 }
-names = [name for name in os.environ.get("STREAMLIB_LESSONS", "").split(",") if name]
+names = listed("STREAMLIB_LESSONS")
 lessons = [load_lesson(name).LESSON for name in names] if names else load_lessons()
 app = build_app(lessons, settings=settings)

@@ -9,6 +9,7 @@ that cannot be encoded again. :func:`read_json` turns each of these into one lin
 
 - more than ``max_bytes``: 413, decided from ``Content-Length`` before a byte is read,
   or after ``max_bytes + 1`` bytes of a chunked body;
+- not declared ``application/json``: 415 (:func:`require_json` says why it matters);
 - a body the server could not read (a malformed chunk, a client gone mid-body): 400;
 - not UTF-8, not JSON, nested too deeply, a number too long, a lone surrogate: 400.
 """
@@ -16,10 +17,25 @@ that cannot be encoded again. :func:`read_json` turns each of these into one lin
 import json
 from typing import Any
 
-from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge, UnsupportedMediaType
+from werkzeug.http import parse_options_header
 from werkzeug.wrappers import Request
 
 MAX_JSON_BYTES = 1024 * 1024  # the course's bodies are chat messages: 1 MiB is generous
+
+
+def require_json(environ: dict) -> None:
+    """Raise a 415 unless the request says its body is ``application/json``.
+
+    Not a formality: a page on another site can send a POST with ``text/plain`` or a form
+    type without asking anyone (the fetch spec's CORS-safelisted types), but
+    ``application/json`` only after a CORS preflight the server can refuse. Insisting on
+    it keeps JSON endpoints out of reach of other sites' pages (``streamlib.origins``).
+    """
+    mimetype, _ = parse_options_header(environ.get("CONTENT_TYPE", ""))
+    if mimetype != "application/json":
+        got = environ.get("CONTENT_TYPE") or "none"
+        raise UnsupportedMediaType(f"Content-Type: expected application/json, got {got}")
 
 
 def read_body(environ: dict, max_bytes: int) -> bytes:
@@ -80,10 +96,14 @@ def read_json(environ: dict, max_bytes: int = MAX_JSON_BYTES) -> Any:
     environ: the request's environ.
     max_bytes: the largest body accepted (413 above it).
 
+    A body that is not declared ``application/json`` is a 415 (see :func:`require_json`).
+
     >>> from streamlib.testing import make_environ
-    >>> read_json(make_environ("/", "POST", body=b'{"n": 1}'))
+    >>> json_type = {"Content-Type": "application/json"}
+    >>> read_json(make_environ("/", "POST", headers=json_type, body=b'{"n": 1}'))
     {'n': 1}
     """
+    require_json(environ)
     raw = read_body(environ, max_bytes)
     try:
         return parse_json(raw)

@@ -103,8 +103,9 @@ def test_a_broadcast_body_over_64_kib_is_a_413(app):
 def test_a_chat_that_would_outlast_600_s_with_its_latency_is_refused(app):
     status, body = answer(app, "/chat?latency=10&rate=1&length=595")
     assert status == 400 and b"after 10 s would take 604 s" in body
-    status, body = answer(app, CHAT + "&latency=10&rate=1&length=595".replace("&", "&", 1), "POST")
-    assert status == 400
+    path = "/v1/chat/completions?latency=10&rate=1&length=595"
+    status, body = answer(app, path, "POST", JSON, b"{}")
+    assert status == 400 and "would take 604 s" in json.loads(body)["error"]["message"]
 
 
 @pytest.mark.parametrize("path", ["/json-array?count=1000001", "/ndjson?count=1000001"])

@@ -30,7 +30,7 @@ def test_every_lesson_module_describes_itself_and_names_its_parts():
 
 
 def test_the_index_lists_every_lesson_route_and_curl_command(course_app):
-    response = call_app(course_app, "/", headers={"Host": "example.test:8123"})
+    response = call_app(course_app, "/", headers={"Host": "localhost:8123"})
     page = response.read().decode()
     assert response.header("Content-Type") == "text/html; charset=utf-8"
     for lesson in load_lessons():
@@ -40,11 +40,11 @@ def test_the_index_lists_every_lesson_route_and_curl_command(course_app):
             if route.path.startswith("/demo/"):
                 assert f'href="{escape(route.example or route.path)}"' in page
             else:
-                for command in curl_commands(route, "http://example.test:8123"):
+                for command in curl_commands(route, "http://localhost:8123"):
                     assert f"<pre>{escape(command)}</pre>" in page
     posted = "-d &#x27;{&quot;text&quot;: &quot;hello&quot;}&#x27;"
     assert f"curl -N -H &#x27;Content-Type: application/json&#x27; {posted}" in page
-    assert "curl -N &#x27;http://example.test:8123/v1/chat/completions" not in page, "a GET"
+    assert "curl -N &#x27;http://localhost:8123/v1/chat/completions" not in page, "a GET"
     assert "Fan-out beyond one process" in page, "the index should outline the whole course"
 
 

@@ -67,7 +67,9 @@ def test_plain_werkzeug_still_chunks_for_http_1_0():
 
 def test_http_1_1_still_gets_chunks():
     with running(build_app(load_lessons()), QuietRequestHandler) as address:
-        answer = exchange(address, b"GET /ticks?count=2&interval=0.01 HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = exchange(
+            address, b"GET /ticks?count=2&interval=0.01 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        )
     head, body = answer.split(b"\r\n\r\n", 1)
     assert head.startswith(b"HTTP/1.1 200") and b"Transfer-Encoding: chunked" in head
     assert body == b"7\r\ntick 0\n\r\n7\r\ntick 1\n\r\n0\r\n\r\n"
@@ -90,7 +92,7 @@ def test_close_is_called_when_the_client_resets_after_the_last_byte():
         {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
     )
     request = (
-        b"POST /v1/chat/completions?latency=0&rate=1000&length=3 HTTP/1.1\r\nHost: x\r\n"
+        b"POST /v1/chat/completions?latency=0&rate=1000&length=3 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
     ) % (len(body), body.encode())
     with running(build_app(load_lessons(), stats), QuietRequestHandler) as address:
@@ -116,7 +118,7 @@ def test_a_client_trickling_its_headers_is_cut_at_the_deadline():
         slow = socket.create_connection(address, timeout=10)
         started = time.monotonic()
         closed_after = None
-        for byte in b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100:
+        for byte in b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 100:
             try:
                 slow.sendall(bytes([byte]))
                 time.sleep(0.2)
@@ -142,7 +144,7 @@ def test_a_body_that_stops_coming_is_a_400_at_the_deadline():
     with running(app, FastDeadline) as address, socket.create_connection(address, 10) as sock:
         started = time.monotonic()
         sock.sendall(
-            b"POST /broadcast HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"POST /broadcast HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             b'Content-Length: 100\r\n\r\n{"text": '
         )
         answer = b""

@@ -214,17 +214,18 @@ def test_every_parameter_of_every_route_refuses_hostile_values(route):
 # Raw bytes a hostile client sends: broken request lines, broken chunked bodies, lies in
 # Content-Length, absurd headers. The server must answer 4xx or close, and stay up.
 RAW_REQUESTS = [
-    b"GET /ticks HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 70_000 + b"\r\n\r\n",
-    b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    b"GET /ticks HTTP/1.1\r\nHost: 127.0.0.1\r\nX: " + b"a" * 70_000 + b"\r\n\r\n",
+    b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
     b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
-    b"POST /broadcast HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    b"POST /broadcast HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
     b"Transfer-Encoding: chunked\r\n\r\n5\r\n{}\r\n0\r\n\r\n",
-    b"POST /broadcast HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
-    b"POST /broadcast HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n",
-    b"GET /\x00 HTTP/1.1\r\nHost: x\r\n\r\n",
-    b"GET /" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"POST /broadcast HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: -5\r\n\r\n",
+    b"POST /broadcast HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    b"Content-Length: 99999999999999999999999\r\n\r\n",
+    b"GET /\x00 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    b"GET /" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
     b"\xff\xfe\r\n\r\n",
-    b"GET /files/..%2f..%2fetc%2fpasswd HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /files/..%2f..%2fetc%2fpasswd HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
 ]
 
 

@@ -146,7 +146,9 @@ def raw_get(url: str, target: bytes) -> tuple[int, bytes]:
     """Send ``GET target`` as-is over a socket (requests would normalise the path)."""
     address = urlsplit(url)
     with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
-        sock.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        sock.sendall(
+            b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
         received = b""
         while chunk := sock.recv(65536):
             received += chunk

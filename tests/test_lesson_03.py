@@ -46,7 +46,7 @@ def raw_get(url: str, target: str, version: str) -> tuple[bytes, bytes]:
     address = urlsplit(url)
     with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
         sock.sendall(
-            f"GET {target} HTTP/{version}\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+            f"GET {target} HTTP/{version}\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
         )
         received = b""
         while chunk := sock.recv(65536):

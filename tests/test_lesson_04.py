@@ -167,7 +167,7 @@ def test_200_clients_leave_at_once_and_every_stream_is_closed_within_a_heartbeat
     try:
         for _ in range(200):
             sock = socket.create_connection((address.hostname, address.port), timeout=10)
-            sock.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+            sock.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             clients.append(sock)
         for sock in clients:
             received = b""

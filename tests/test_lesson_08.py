@@ -68,7 +68,7 @@ def test_stream_ids_compare_as_numbers_not_text():
 
 
 def post(app, body: bytes):
-    return call_app(app, "/broadcast", method="POST", body=body)
+    return call_app(app, "/broadcast", "POST", {"Content-Type": "application/json"}, body)
 
 
 @pytest.mark.parametrize(
