@@ -362,3 +362,18 @@ def test_two_separate_servers_share_one_room_through_redis(redis_url):
         here.close()
         there.close()
     assert here.texts == there.texts == ["m0", "m1", "m2"]
+
+
+@pytest.mark.live
+@pytest.mark.parametrize(
+    "last_id", ["0-99999999999999999999", "9" * 5000, "1-2-3"], ids=["over-2^64", "long", "three"]
+)
+def test_a_last_event_id_redis_would_reject_starts_fresh(redis_url, last_id):
+    """Redis refuses stream ids past 2^64 - 1 (once a 500 here); such an id starts fresh."""
+    headers = {"Last-Event-ID": last_id}
+    with (
+        spawn_course("--redis", redis_url) as server,
+        requests.get(server.url + "/broadcast", headers=headers, stream=True, timeout=10) as got,
+    ):
+        first = next(got.iter_content(chunk_size=None))
+    assert got.status_code == 200 and first.startswith(b": connected")
