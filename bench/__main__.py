@@ -24,7 +24,11 @@ BENCHMARKS = [lesson01, lesson02, lesson03, lesson05, lesson06, lesson07, lesson
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Run every benchmark; write bench/results/README.md and its plots.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument(
         "--out", type=Path, default=Path(__file__).parent / "results", help="results folder"
     )

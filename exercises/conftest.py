@@ -10,6 +10,7 @@ from the ``exercise`` fixture. Which file that is:
 """
 
 import importlib.util
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -46,3 +47,38 @@ def exercise(request: pytest.FixtureRequest) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+NOT_STARTED = pytest.StashKey[list[str]]()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """A test that fails because its task is still the stub's ``NotImplementedError`` gets
+    one line, not a traceback: that is not a mistake, just a task not started."""
+    outcome = yield
+    report = outcome.get_result()
+    excinfo = call.excinfo
+    if report.failed and excinfo is not None and excinfo.errisinstance(NotImplementedError):
+        report.longrepr = f"not started yet: {excinfo.value}"
+        item.config.stash.setdefault(NOT_STARTED, []).append(item.nodeid)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """End with where to start: the first exercise not started, its first task, the command.
+
+    Printed last, after pytest's own summary, so that it is what the learner reads.
+    """
+    waiting = config.stash.get(NOT_STARTED, [])
+    terminalreporter = config.pluginmanager.get_plugin("terminalreporter")
+    if not waiting or terminalreporter is None:
+        return
+    graders = sorted({nodeid.split("::")[0] for nodeid in waiting})
+    first = graders[0]
+    exercise = Path(first).name.removeprefix("test_")
+    write = terminalreporter.write_line
+    terminalreporter.write_sep("=", "where to start")
+    write(f"{len(waiting)} tests wait on tasks not started yet, in {len(graders)} exercise(s).")
+    write(f"Start with exercises/{exercise}, Task 1 (its docstring says what to do),")
+    write("and grade that task alone as you go:")
+    write(f"    python -m pytest {first} -k task1")

@@ -4,13 +4,15 @@ import threading
 from collections.abc import Iterator
 
 
+class Happened(str):
+    """What a grader saw happen, in words (not a value the code returned)."""
+
+
 def tutor(called: str, got: object, expected: str, hint: str) -> str:
-    """A grader's failure message: what was called, what came back, what was expected, and
-    where in the lesson to look."""
-    return (
-        f"\n  Called {called}.\n  It returned {got!r},"
-        f"\n  but the tests expected {expected}.\n  Hint: {hint}"
-    )
+    """A grader's failure message: what was called, what came back (or, for
+    :class:`Happened`, what happened), what was expected, and where in the lesson to look."""
+    came = f"Then {got}" if isinstance(got, Happened) else f"It returned {got!r}"
+    return f"\n  Called {called}.\n  {came},\n  but the tests expected {expected}.\n  Hint: {hint}"
 
 
 class Rows:

@@ -7,7 +7,7 @@ import threading
 import tracemalloc
 
 import requests
-from grading import RowSource, tutor
+from grading import Happened, RowSource, tutor
 
 from streamlib import call_app, serve
 
@@ -136,10 +136,11 @@ def test_task3_leaves_nothing_open_when_closed_before_the_first_piece(exercise):
     left_open = [cursor for cursor in source.opened if not cursor.closed]
     assert not left_open, tutor(
         "streamed_report, then close() on the body before reading anything",
-        f"{len(source.opened)} cursors opened, {len(left_open)} left open",
+        Happened(f"{len(left_open)} of the {len(source.opened)} cursors opened stayed open"),
         "no cursor left open",
-        "Task 3 and lesson 01, 'A generator is lazy': a generator closed before it starts"
-        " never runs its finally. Open the cursor inside the generator.",
+        "Task 3 and lesson 01, 'close()': a generator closed before its first next() never"
+        " runs at all, not even its finally. So open the cursor inside the generator: then"
+        " nothing is opened until the first piece is asked for.",
     )
 
 

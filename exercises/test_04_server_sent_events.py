@@ -5,10 +5,12 @@ vectors follow the WHATWG spec's rules; the stream is read back by an independen
 client (sseclient-py) over a real server.
 """
 
+from wsgiref.util import is_hop_by_hop
+
 import pytest
 import requests
 import sseclient
-from grading import tutor
+from grading import Happened, tutor
 
 from streamlib import call_app, serve
 from streamlib.sse import parse_events
@@ -42,20 +44,37 @@ def test_task1_format_event_writes_the_spec_format(exercise, args, kwargs, expec
     )
 
 
+WHY_REFUSED = {
+    "id-lf": "a line break in the id ends its line early: what follows becomes a field",
+    "id-cr": "CR ends a line in SSE too: what follows the CR becomes a field",
+    "id-nul": "the spec has a browser ignore an id containing NUL, so the client could"
+    " never resume from it: refuse it rather than send an id that cannot work",
+    "event-lf": "a line break in the event name ends its line early, the same as in an id",
+}
+
+
 @pytest.mark.parametrize(
-    "kwargs", [{"id": "a\nb"}, {"id": "a\rb"}, {"id": "a\x00b"}, {"event": "a\nb"}]
+    ("kwargs", "why"),
+    [
+        ({"id": "a\nb"}, "id-lf"),
+        ({"id": "a\rb"}, "id-cr"),
+        ({"id": "a\x00b"}, "id-nul"),
+        ({"event": "a\nb"}, "event-lf"),
+    ],
+    ids=list(WHY_REFUSED),
 )
-def test_task1_an_id_or_event_that_would_break_the_stream_is_refused(exercise, kwargs):
+def test_task1_an_id_or_event_that_would_break_the_stream_is_refused(exercise, kwargs, why):
     try:
         got = exercise.format_event("x", **kwargs)
     except ValueError:
         return
+    ((name, value),) = kwargs.items()
     raise AssertionError(
         tutor(
-            f"format_event('x', **{kwargs!r})",
+            f"format_event('x', {name}={value!r})",
             got,
             "a ValueError",
-            "Task 1: a CR or LF in an id would end the line early and inject a field.",
+            f"Task 1: {WHY_REFUSED[why]}.",
         )
     )
 
@@ -70,9 +89,39 @@ LOG = [("1", "first"), ("2", "second\nwith two lines"), ("3", "third")]
 
 
 def read_events(exercise, last_event_id=None):
+    """The app's answer and its events. Hop-by-hop headers are Task 2's own test's to judge."""
     headers = {} if last_event_id is None else {"Last-Event-ID": last_event_id}
-    response = call_app(exercise.make_events_app(LOG), headers=headers)
+    app = exercise.make_events_app(LOG)
+    response = call_app(app, headers=headers, forbid_hop_by_hop=False)
     return response, [(e.id, e.data) for e in parse_events([response.read()])]
+
+
+def test_task2_sends_no_hop_by_hop_header(exercise):
+    response, _ = read_events(exercise)
+    sent = [name for name, _ in response.headers if is_hop_by_hop(name)]
+    assert not sent, tutor(
+        "make_events_app(log) and looked at its headers",
+        Happened(f"it sent {', '.join(sent)}"),
+        "no hop-by-hop header",
+        "Task 2 and lesson 04, 'Headers': Connection, Keep-Alive and Transfer-Encoding"
+        " describe one connection, which is the server's business; PEP 3333 forbids an app"
+        " to send them, and HTTP/2 treats them as a malformed response.",
+    )
+
+
+def test_task2_calls_start_response_before_returning_the_stream(exercise):
+    response = call_app(exercise.make_events_app(LOG), forbid_hop_by_hop=False)
+    status = response.status  # set only if start_response ran before the app returned
+    response.close()
+    assert status is not None, tutor(
+        "make_events_app(log)(environ, start_response), then looked before reading the body",
+        Happened("start_response had not been called yet"),
+        "start_response called before the app returns its iterable",
+        "Task 2 and lesson 01, 'A generator is lazy': an app that is itself a generator"
+        " function runs nothing, start_response included, until the server asks for the"
+        " first piece; a bad request can then no longer get its 4xx. Call start_response in"
+        " the app, then return a generator.",
+    )
 
 
 def test_task2_streams_the_log_with_event_stream_headers(exercise):

@@ -7,6 +7,7 @@ that serves the same thing, and becomes that command.
 """
 
 import argparse
+import errno
 import importlib.util
 import os
 import shlex
@@ -24,9 +25,18 @@ from streamlib import gunicorn_args
 from streamlib.origins import is_loopback, normalize_host
 
 
-def make_parser(description: str) -> argparse.ArgumentParser:
-    """Return the argument parser shared by the course server and the lessons."""
-    parser = argparse.ArgumentParser(description=description)
+def make_parser(description: str, prog: str = "python -m lessons") -> argparse.ArgumentParser:
+    """Return the argument parser shared by the course server and the lessons.
+
+    description: the first line of ``--help``.
+    prog: the command as the learner types it, for ``usage:`` (argparse would say
+        ``__main__.py``).
+    """
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,  # every flag shows its default
+    )
     parser.add_argument(
         "--host",
         default="127.0.0.1",
@@ -48,7 +58,12 @@ def make_parser(description: str) -> argparse.ArgumentParser:
     )
     parser.add_argument("--port", type=int, default=8000, help="port to listen on")
     parser.add_argument("--files", metavar="DIR", help="the folder that /files/ serves (lesson 02)")
-    parser.add_argument("--server", choices=("werkzeug", "gunicorn"), default="werkzeug")
+    parser.add_argument(
+        "--server",
+        choices=("werkzeug", "gunicorn"),
+        default="werkzeug",
+        help="werkzeug's dev server, or gunicorn as in production (lesson 07)",
+    )
     parser.add_argument(
         "--worker-class",
         choices=("sync", "gthread", "gevent"),
@@ -121,20 +136,24 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def run_lesson(lesson: Lesson, argv: Sequence[str] | None = None) -> None:
     """Serve one lesson alone, as ``python lessons/NN_slug.py`` does."""
-    args = make_parser(f"Lesson {lesson.number:02d}: {lesson.title}.").parse_args(argv)
+    prog = f"python lessons/{lesson.name}.py"
+    args = make_parser(f"Lesson {lesson.number:02d}: {lesson.title}.", prog).parse_args(argv)
     serve_lessons([lesson], args)
 
 
 def serve_lessons(lessons: Sequence[Lesson], args: argparse.Namespace) -> None:
     """Print what to try, then serve ``lessons`` with the server that ``args`` names."""
     base = f"http://{args.host}:{args.port}"
+    if (taken := port_taken(args.host, args.port)) is not None:
+        sys.exit(taken)
     if not is_loopback(normalize_host(args.host)):
         print(network_warning(args))
     if 8 in {lesson.number for lesson in lessons} and not args.redis:
         print("Lesson 08's broadcast stays in each process: give --redis URL to share it.")
     if args.redis and (warning := broker_warning(args.redis)):
         print(warning)
-    print(f"The course is at {base}/ . Try:")
+    where = "The course is" if len(lessons) > 1 else f"Lesson {lessons[0].number:02d} is"
+    print(f"{where} at {base}/ . Try:")
     for lesson in lessons:
         for route in lesson.routes:
             if route.path.startswith("/demo/"):
@@ -183,6 +202,28 @@ def served_names(args: argparse.Namespace) -> list[str]:
     elif not is_loopback(normalize_host(args.host)):
         names.append(args.host)
     return names
+
+
+def port_taken(host: str, port: int) -> str | None:
+    """What to tell the learner if ``host:port`` cannot be listened on, or None.
+
+    Checked before anything else is printed, so that the answer to "address already in
+    use" is the first and only thing the learner reads.
+    """
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do
+            probe.bind((host, port))
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            return (
+                f"Port {port} on {host} is taken: another program (another course server?)"
+                f" listens there. Stop it, or choose another port: --port {port + 1}"
+            )
+        if error.errno == errno.EACCES:
+            return f"Port {port} needs more rights than yours; choose one above 1023: --port 8000"
+        return None  # anything else (an address not on this machine...) the server will say
+    return None
 
 
 def network_warning(args: argparse.Namespace) -> str:

@@ -105,4 +105,10 @@ def _bounded(
         if low <= value <= high:  # False for nan; inf is out of any range
             return value
     shown = raw if len(raw) <= 40 else raw[:40] + "..."
-    raise BadRequest(f"{name}: expected {kind} from {low:g} to {high:g}, got {shown!r}")
+    span = f"{_plain(low)} to {_plain(high)}"
+    raise BadRequest(f"{name}: expected {kind} from {span}, got {shown!r}")
+
+
+def _plain(bound: float) -> str:
+    """A bound as a person writes it: 1073741824, not 1.07374e+09; 0.5, not 0.500000."""
+    return str(int(bound)) if float(bound).is_integer() else f"{bound:g}"

@@ -1,6 +1,7 @@
 """The course server: index, /stats, clear errors, HEAD, and its command line."""
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -250,3 +251,46 @@ def test_the_index_states_what_bounds_each_route(course_app):
     assert "every finite stream ends within 600 s" in page
     assert page.count("endless on purpose") >= 4  # the note, /events, /gzip-events, /broadcast
     assert "request bodies up to 1 MiB (413 above)" in page
+
+
+@pytest.mark.parametrize(
+    ("command", "usage"),
+    [
+        (["-m", "lessons"], "usage: python -m lessons "),
+        (
+            ["lessons/01_buffered_vs_streamed.py"],
+            "usage: python lessons/01_buffered_vs_streamed.py",
+        ),
+        (["-m", "bench"], "usage: python -m bench "),
+    ],
+)
+def test_help_names_the_command_shows_defaults_and_no_markup(command, usage):
+    shown = subprocess.run(
+        [sys.executable, *command, "--help"], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout
+    assert shown.startswith(usage) and "``" not in shown and "__main__" not in shown
+    assert "(default:" in shown
+
+
+def test_a_taken_port_is_said_first_with_the_flag_to_use():
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "lessons", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1 and done.stdout == ""  # nothing printed before it
+    assert done.stderr.startswith(f"Port {port} on 127.0.0.1 is taken")
+    assert f"--port {port + 1}" in done.stderr
+
+
+def test_a_lesson_alone_says_it_is_that_lesson():
+    port = free_port()
+    command = [sys.executable, str(ROOT / "lessons" / "03_manual_chunks.py"), "--port", str(port)]
+    with spawn_server(command, port) as server:
+        pass
+    assert f"Lesson 03 is at http://127.0.0.1:{port}/" in server.log()

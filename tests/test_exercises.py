@@ -248,6 +248,19 @@ def iter_file(path, start=0, length=None, chunk_size=65536):
         lambda s: s.replace("ids.index(last) + 1 if", "ids.index(last) if"),
         {"test_task3_resumes_after_the_last_event_id[", "test_task3_an_independent_client"},
     ),
+    "04:sends_a_connection_header": (
+        "04_server_sent_events",
+        lambda s: s.replace(
+            '("Cache-Control", "no-cache")]',
+            '("Cache-Control", "no-cache"), ("Connection", "keep-alive")]',
+        ),
+        {"test_task2_sends_no_hop_by_hop_header"},
+    ),
+    "04:a_generator_function_app": (
+        "04_server_sent_events",
+        lambda s: s.replace("        return (format_event(", "        yield from (format_event("),
+        {"test_task2_calls_start_response_before_returning_the_stream"},
+    ),
     "04:forgets_cache_control": (
         "04_server_sent_events",
         lambda s: s.replace(', ("Cache-Control", "no-cache")', ""),
@@ -367,3 +380,24 @@ def test_a_grader_catches_a_wrong_answer(mutant, tmp_path):
 
 def test_every_exercise_has_wrong_answers_to_catch():
     assert {name for name, _, _ in MUTANTS.values()} == set(NAMES)
+
+
+def test_untouched_stubs_say_where_to_start_instead_of_a_wall_of_tracebacks(tmp_path):
+    stub_folder = tmp_path / "stub"
+    stub_folder.mkdir()
+    committed_stub("02_stream_a_file", stub_folder)
+    grader = EXERCISES / "test_02_stream_a_file.py"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", str(grader), "--exercises-from", str(stub_folder)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.stdout.splitlines()[-3:] == [
+        "Start with exercises/02_stream_a_file.py, Task 1 (its docstring says what to do),",
+        "and grade that task alone as you go:",
+        f"    python -m pytest {grader.relative_to(ROOT)} -k task1",
+    ], done.stdout[-600:]
+    assert "Traceback" not in done.stdout and "raise NotImplementedError" not in done.stdout
+    assert done.stdout.count("not started yet: Exercise 02") == 24

@@ -54,3 +54,12 @@ def test_check_duration_refuses_streams_over_600_seconds(count, gap, refused):
         assert error.value.description.startswith(f"gap: {count} items {gap:g} s apart would take")
     else:
         assert check_duration("gap", count, "items", gap) is None
+
+
+def test_large_bounds_are_printed_as_plain_numbers():
+    with pytest.raises(BadRequest) as refused:
+        int_param({"size": "-1"}, "size", 0, 0, 1024**3)
+    assert "from 0 to 1073741824, got '-1'" in refused.value.description
+    with pytest.raises(BadRequest) as refused:
+        float_param({"delay": "x"}, "delay", 0.0, 0.0, 10.5)
+    assert "from 0 to 10.5" in refused.value.description
