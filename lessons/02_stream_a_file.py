@@ -83,7 +83,7 @@ than loopback is announced before serving: then the network can reach every rout
 Try it (``python lessons/02_stream_a_file.py``, or ``python -m lessons``)::
 
     curl -N http://127.0.0.1:8000/files/                          # what is served
-    curl -i -r 0-99 http://127.0.0.1:8000/files/tone.wav -o part  # 206, the first 100 bytes
+    curl -D - -r 0-99 -o part http://127.0.0.1:8000/files/tone.wav  # 206; 100 bytes to part
     curl -i -r 999999999- http://127.0.0.1:8000/files/tone.wav    # 416
     curl -I http://127.0.0.1:8000/files/tone.wav                  # HEAD: ETag, Accept-Ranges
     curl -C - -o tone.wav http://127.0.0.1:8000/files/tone.wav    # resume a download

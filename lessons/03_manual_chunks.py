@@ -34,8 +34,10 @@ the last, because every sleep overshoots a bit and the work between sleeps takes
 - compression (a gzip middleware collects bytes to compress them well);
 - the client: ``curl`` without ``-N`` buffers its output; ``requests``'
   ``iter_content(chunk_size=None)`` hands over each chunk as it comes on a chunked
-  response, but on one with a ``Content-Length`` it waits for the whole body, and
-  ``iter_lines()`` waits for 512 bytes at a time. The notebook measures both.
+  response, but on one with a ``Content-Length`` it waits for the whole body, and on
+  such a response ``iter_lines()`` (its ``chunk_size`` is 512) waits for 512 bytes at a
+  time. On a chunked response both see each tick as it comes: the notebook measures all
+  four.
 
 Try it (``python lessons/03_manual_chunks.py``, or ``python -m lessons``)::
 

@@ -27,8 +27,10 @@ the generations stopped because the client left, and the tokens made after it le
 The fake model (``streamlib.fake_llm``) makes deterministic answers from the prompt, with
 a realistic pace: ``latency`` seconds before the first token, ``rate`` tokens per second.
 Both routes take them as query parameters, with ``length`` for an answer of that many
-tokens and ``fail_at`` for a model that breaks down at that token: before the 200 it is a
-500, after it an error event and no ``[DONE]``.
+tokens and ``fail_at`` for a model that breaks down at that token. What the client sees
+depends on whether anything was sent yet: a whole (non-streamed) answer is built before
+its status, so it becomes a 500 in OpenAI's error shape; a stream has sent its 200 with the
+first chunk, so it ends with an error event and no ``[DONE]``.
 
 **Who may call it.** The endpoint takes ``application/json`` only (415 otherwise), a POST
 from another site's page is a 403, and a body over 1 MiB a 413, all in OpenAI's error

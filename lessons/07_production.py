@@ -9,7 +9,11 @@ the production server, with the gevent worker (why: below). It prints the plain 
 it becomes::
 
     gunicorn --bind 127.0.0.1:8000 --worker-class gevent --workers 1 \\
-        --worker-connections 1000 --timeout 30 --graceful-timeout 30 lessons.wsgi:app
+        --worker-connections 1000 --timeout 30 --graceful-timeout 30 \\
+        --no-control-socket lessons.wsgi:app
+
+(``--no-control-socket``: gunicorn 24 and later open a control socket at one fixed path,
+which a second server on the same machine would collide with.)
 
 **Worker classes.** A stream holds whatever serves it for as long as it lasts.
 
@@ -108,7 +112,9 @@ every 2 s is cut, the same stream with heartbeats is not). A config to copy
 **Compression buffers too.** Deflate keeps small inputs until it has a block's worth, so a
 gzip middleware (``streamlib.compress``) sends nothing of a stream of small events until
 the end. Tell it to skip ``text/event-stream``, or to flush after every piece:
-``/gzip-events?mode=naive|skip|flush`` shows all three.
+``/gzip-events?mode=naive|skip|flush`` shows all three; ask with ``curl -N --compressed``,
+as a browser asks (``Accept-Encoding: gzip``): plain curl asks for no compression, and then
+nothing is held back, which hides the very thing to see.
 
 **HTTP/2 and HTTP/3.** Streams work the same way for the app; the wire changes. HTTP/2
 has no chunked encoding, and forbids ``Transfer-Encoding`` and every other
@@ -248,8 +254,9 @@ LESSON = Lesson(
             "/gzip-events",
             serve_gzip_events,
             "the SSE clock through a gzip middleware: mode=naive|skip|flush",
-            "/gzip-events?mode=skip&count=5&interval=1",
+            "/gzip-events?mode=naive&count=5&interval=1",
             limits="as /events: endless on purpose without count",
+            curl_flags="--compressed",  # without it curl asks for no gzip, and nothing is held
         ),
     ),
 )

@@ -54,6 +54,8 @@ class Route:
     free_text: query parameters that take any text (``prompt``), not a bounded value.
     limits: what bounds its cost, for the index: ``"bodies up to 1 MiB (413 above)"``, or
         ``"endless on purpose"`` for a stream that runs until the client leaves.
+    curl_flags: more flags its curl command needs to show the point, such as
+        ``--compressed`` (curl asks for no compression without it).
     """
 
     path: str
@@ -65,6 +67,7 @@ class Route:
     example_body: bytes = b""
     free_text: tuple[str, ...] = ()
     limits: str = ""
+    curl_flags: str = ""
 
     def streams_for(self, method: str) -> bool:
         """Whether an answer to ``method`` is a stream, to be counted in ``/stats``."""

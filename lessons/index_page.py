@@ -63,7 +63,8 @@ def curl_commands(route: "Route", base: str) -> list[str]:
     if not route.example:
         return []
     url = base + route.example
-    commands = [f"curl -N '{url}'"] if "GET" in route.methods else []
+    curl = f"curl -N {route.curl_flags} " if route.curl_flags else "curl -N "
+    commands = [f"{curl}'{url}'"] if "GET" in route.methods else []
     if "POST" in route.methods and route.example_body:
         body = route.example_body.decode()
         commands.append(f"curl -N -H 'Content-Type: application/json' -d '{body}' '{url}'")

@@ -1,6 +1,6 @@
 """The whole course as one WSGI app object, for any WSGI server.
 
-    gunicorn --worker-class gevent --bind 127.0.0.1:8000 lessons.wsgi:app
+    gunicorn --bind 127.0.0.1:8000 --worker-class gevent --no-control-socket lessons.wsgi:app
 
 is what ``python -m lessons --server gunicorn`` runs (it prints the exact command).
 Environment variables shape the app, each the twin of a flag of the course's own command

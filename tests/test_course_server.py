@@ -294,3 +294,24 @@ def test_a_lesson_alone_says_it_is_that_lesson():
     with spawn_server(command, port) as server:
         pass
     assert f"Lesson 03 is at http://127.0.0.1:{port}/" in server.log()
+
+
+def test_the_gunicorn_command_shown_everywhere_is_the_one_run():
+    """README, lesson 07 and lessons/wsgi.py show the command python -m lessons prints."""
+    from streamlib import gunicorn_args
+
+    printed = "gunicorn " + " ".join(
+        gunicorn_args(
+            "lessons.wsgi:app",
+            worker_class="gevent",
+            workers=1,
+            worker_connections=1000,
+            timeout=30,
+            graceful_timeout=30,
+        )
+    )
+    readme = (ROOT / "README.md").read_text()
+    assert f"`{printed}`" in readme
+    lesson = " ".join(load_lesson("07").__doc__.replace("\\\n", " ").split())
+    assert printed in lesson
+    assert "--no-control-socket lessons.wsgi:app" in (ROOT / "lessons" / "wsgi.py").read_text()

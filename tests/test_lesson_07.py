@@ -369,3 +369,31 @@ def upstream_8_threads():
     need("nginx", "nginx-light")
     with gunicorn("--worker-class", "gthread", "--threads", "8") as server:
         yield server.url
+
+
+def test_the_index_s_gzip_curl_command_shows_events_held_back(course_process_gzip):
+    """The index prints ``curl -N --compressed``: only with it does curl ask for gzip, and
+    only then does the naive middleware hold the events back (plain curl streams them)."""
+    curl = need("curl", "curl")
+    route = next(r for r in production.LESSON.routes if r.path == "/gzip-events")
+    assert route.curl_flags == "--compressed" and "mode=naive" in route.example
+
+    def first_event_after(flags: list[str]) -> float:
+        url = course_process_gzip.url + "/gzip-events?mode=naive&count=4&interval=0.4"
+        started = time.monotonic()
+        with subprocess.Popen([curl, "-sN", *flags, url], stdout=subprocess.PIPE) as curl_run:
+            assert curl_run.stdout is not None
+            while b"data:" not in curl_run.stdout.readline():
+                pass
+            took = time.monotonic() - started
+            curl_run.kill()
+        return took
+
+    assert first_event_after(["--compressed"]) >= 1.0  # held until the end (3 gaps of 0.4 s)
+    assert first_event_after([]) < 1.0  # no Accept-Encoding: nothing to hold
+
+
+@pytest.fixture(scope="module")
+def course_process_gzip():
+    with spawn_course() as server:
+        yield server
