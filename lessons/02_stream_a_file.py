@@ -104,6 +104,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
+from urllib.parse import quote
 
 from werkzeug.exceptions import BadRequest, NotFound, PreconditionFailed
 from werkzeug.http import http_date
@@ -242,19 +243,23 @@ DEMO_PAGE = """<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<title>Lesson 02: seeking with Range requests</title>
+<link rel="icon" href="data:,">
+<title>Lesson 02: seeking in {name} with Range requests</title>
 <style>body {{ font: 16px/1.5 system-ui, sans-serif; max-width: 50rem; margin: 2rem auto; }}
 {element} {{ width: 100%; }}</style>
 </head>
 <body>
-<h1>Seeking with Range requests</h1>
+<nav><a href="/">All lessons</a> ·
+<a href="/#02_stream_a_file">Lesson 02: streaming a file</a></nav>
+<h1>Seeking in {name} ({element}) with Range requests</h1>
 <p>The browser asks for <code>/files/{name}</code> with <code>Range: bytes=0-</code> and
 reads a little. When you jump, it asks for <code>bytes=N-</code> from where you jumped, and the
 server answers <code>206 Partial Content</code>: nothing in between is downloaded. Watch the
 parts the browser holds (<code>buffered</code>) below, and the requests in your browser's
 network panel.</p>
-<{element} id="player" controls preload="metadata" src="/files/{name}"></{element}>
+<{element} id="player" controls preload="metadata" src="/files/{src}"></{element}>
 <p><button id="middle">Jump to the middle</button></p>
+<p>Other media in the served folder: {others}</p>
 <p>Buffered: <span id="buffered">nothing yet</span></p>
 <script>
 const player = document.getElementById("player");
@@ -275,14 +280,34 @@ document.getElementById("middle").onclick = () => {{ player.currentTime = player
 """
 
 
+def media_files(folder: Path) -> list[str]:
+    """The audio and video files that ``/files/`` serves from ``folder``, by name."""
+    return [
+        entry.name
+        for entry in sorted(folder.iterdir())
+        if content_type(entry).startswith(("audio/", "video/"))
+        and resolve_under(folder, entry.name) is not None
+    ]
+
+
 def demo_video(environ: dict, start_response: Callable) -> list[bytes]:
-    """A page with a media element playing ``?name=`` (default: the tone clip)."""
-    name = Request(environ).args.get("name", CLIP_NAME)
-    path = resolve_under(served_folder(environ), name)
+    """A page with a media element playing ``?name=``: by default the served folder's first
+    audio or video file (the course's tone clip, in its sample folder)."""
+    folder = served_folder(environ)
+    found = media_files(folder)
+    name = Request(environ).args.get("name") or (found[0] if found else "")
+    if not name:
+        raise NotFound(f"the served folder {folder} has no audio or video file to play")
+    path = resolve_under(folder, name)
     if path is None:
         raise BadRequest(f"name: expected a file in the served folder, got {name!r}")
     element = "video" if content_type(path).startswith("video/") else "audio"
-    page = DEMO_PAGE.format(name=escape(name), element=element)
+    others = " ".join(
+        f'<a href="?name={quote(other)}">{escape(other)}</a>' for other in found if other != name
+    )
+    page = DEMO_PAGE.format(
+        name=escape(name), src=quote(name), element=element, others=others or "none"
+    )
     return send_text(environ, start_response, "text/html", page)
 
 
@@ -309,8 +334,8 @@ LESSON = Lesson(
         Route(
             "/demo/video",
             demo_video,
-            "a media element that seeks with Range requests",
-            "/demo/video?name=tone.wav",
+            "an audio or video player (the folder's first media file) that seeks with ranges",
+            "/demo/video",
             streams=False,
         ),
     ),

@@ -147,11 +147,14 @@ DEMO_PAGE = """<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
+<link rel="icon" href="data:,">
 <title>Lesson 04: an EventSource</title>
 <style>body { font: 16px/1.5 system-ui, sans-serif; max-width: 50rem; margin: 2rem auto; }
 #log { font-family: monospace; max-height: 60vh; overflow-y: auto; }</style>
 </head>
 <body>
+<nav><a href="/">All lessons</a> ·
+<a href="/#04_server_sent_events">Lesson 04: Server-Sent Events</a></nav>
 <h1>An EventSource following the SSE clock</h1>
 <p>State: <strong id="state">connecting</strong> &middot; reconnections:
 <strong id="reconnections">0</strong> &middot; last event id: <strong id="last-id">none</strong></p>
@@ -177,7 +180,8 @@ source.onmessage = (message) => {
   const item = document.createElement("li");
   item.dataset.streamed = "";
   item.dataset.id = message.lastEventId;
-  const time = new Date(JSON.parse(message.data).time).toISOString().slice(11, 23);
+  const time = new Date(JSON.parse(message.data).time).toLocaleTimeString(
+    [], {hour: "2-digit", minute: "2-digit", second: "2-digit", fractionalSecondDigits: 3});
   item.textContent = "id " + message.lastEventId + ": " + time;
   document.getElementById("log").append(item);
   item.scrollIntoView({block: "end"});

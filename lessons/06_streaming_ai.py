@@ -199,12 +199,15 @@ DEMO_PAGE = """<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
+<link rel="icon" href="data:,">
 <title>Lesson 06: a streaming chat</title>
 <style>body { font: 16px/1.5 system-ui, sans-serif; max-width: 46rem; margin: 2rem auto; }
 #answer { white-space: pre-wrap; border: 1px solid #ccc; padding: 1rem; min-height: 6rem; }
 textarea { width: 100%; }</style>
 </head>
 <body>
+<nav><a href="/">All lessons</a> ·
+<a href="/#06_streaming_ai">Lesson 06: streaming AI responses</a></nav>
 <h1>A chat that streams</h1>
 <p>The page POSTs to <code>/v1/chat/completions</code> with <code>"stream": true</code> and
 reads the answer with <code>fetch</code> and a <code>ReadableStream</code>, rendering each

@@ -62,6 +62,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
+from html import escape
 from typing import Any
 
 import requests
@@ -261,21 +262,26 @@ DEMO_PAGE = """<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
+<link rel="icon" href="data:,">
 <title>Lesson 08: a broadcast room</title>
 <style>body { font: 16px/1.5 system-ui, sans-serif; max-width: 50rem; margin: 2rem auto; }
 #log { max-height: 60vh; overflow-y: auto; } .broker { color: #a40; }</style>
 </head>
 <body>
+<nav><a href="/">All lessons</a> ·
+<a href="/#08_fan_out">Lesson 08: fan-out beyond one process</a></nav>
 <h1>A room every worker serves</h1>
 <p>Open this page in two windows and send a message: both see it, whichever worker serves
-each. Broker: <strong id="broker">connecting</strong></p>
+each. Stream: <strong id="stream">connecting</strong>.
+Broker: <strong id="broker">BROKER</strong></p>
 <form id="send"><input id="text" required maxlength="10000" autocomplete="off">
 <button>Send</button> <span id="status"></span></form>
 <ol id="log"></ol>
 <script>
 const source = new EventSource("/broadcast");
 const log = document.getElementById("log");
-source.onopen = () => { document.getElementById("broker").textContent = "connected"; };
+source.onopen = () => { document.getElementById("stream").textContent = "open"; };
+source.onerror = () => { document.getElementById("stream").textContent = "reconnecting"; };
 source.onmessage = (message) => {
   const item = document.createElement("li");
   item.dataset.streamed = "";
@@ -303,8 +309,13 @@ document.getElementById("send").onsubmit = async (event) => {
 
 
 def demo_broadcast(environ: dict, start_response: Callable) -> list[bytes]:
-    """A page that follows the room and posts to it."""
-    return send_text(environ, start_response, "text/html", DEMO_PAGE)
+    """A page that follows the room and posts to it, saying which broker carries it."""
+    if environ.get("course.redis"):
+        broker = "Redis: every worker of every server shares the room"
+    else:
+        broker = "none: the room lives in this process only (start with --redis URL to share it)"
+    page = DEMO_PAGE.replace("BROKER", escape(broker))
+    return send_text(environ, start_response, "text/html", page)
 
 
 # -- The client side: how the notebook and the tests listen to the room.

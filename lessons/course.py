@@ -218,7 +218,7 @@ def _send_error(environ: dict, start_response: Callable, error: HTTPException) -
         location = urlunsplit(("", "", target.path, target.query, ""))
         extra_headers.append(("Location", location))
         description = f"the address is {location}"
-    elif isinstance(error, NotFound):
+    elif isinstance(error, NotFound) and error.description == NotFound.description:
         description = f"nothing at {path}; the index at / lists every route"
     elif isinstance(error, MethodNotAllowed):
         error.valid_methods = sorted(error.valid_methods or [])  # werkzeug's order varies

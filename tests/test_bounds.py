@@ -159,3 +159,14 @@ def test_sse_ids_of_5000_digits_start_fresh(app):
 def test_no_symlink_leaves_the_folder_in_the_listing_even_to_a_readable_file(folder, app):
     assert os.path.exists(folder / "passwd")  # the link works, and still is not listed
     assert b"passwd" not in answer(app, "/files/")[1]
+
+
+def test_the_media_demo_plays_what_the_folder_has(folder, app):
+    status, body = answer(app, "/demo/video")
+    assert status == 404 and b"has no audio or video file" in body  # hello.txt only
+    (folder / "clip one.mp4").write_bytes(b"\0" * 100)
+    (folder / "song.wav").write_bytes(b"\0" * 100)
+    status, body = answer(app, "/demo/video")
+    page = body.decode()
+    assert status == 200 and "<video" in page and 'src="/files/clip%20one.mp4"' in page
+    assert '<a href="?name=song.wav">song.wav</a>' in page

@@ -315,3 +315,34 @@ def test_the_gunicorn_command_shown_everywhere_is_the_one_run():
     lesson = " ".join(load_lesson("07").__doc__.replace("\\\n", " ").split())
     assert printed in lesson
     assert "--no-control-socket lessons.wsgi:app" in (ROOT / "lessons" / "wsgi.py").read_text()
+
+
+@pytest.mark.browser
+def test_every_demo_page_links_home_and_asks_for_nothing_missing(live_url):
+    from real_programs import chromium_page
+
+    demos = [
+        r.path for lesson in load_lessons() for r in lesson.routes if r.path.startswith("/demo/")
+    ]
+    with chromium_page() as page:
+        failed = []
+        page.on("response", lambda r: failed.append(r.url) if r.status >= 400 else None)
+        for path in demos:
+            page.goto(live_url + path)
+            page.wait_for_timeout(300)  # let the page's own requests go out
+            assert page.get_attribute("nav a[href='/']", "href") == "/", path
+            lesson_link = page.get_attribute("nav a:nth-of-type(2)", "href")
+            assert lesson_link.startswith("/#"), path
+        page.goto(live_url + "/")
+        page.wait_for_timeout(300)
+    assert failed == [], failed  # no favicon.ico 404, no broken request
+
+
+@pytest.mark.browser
+def test_the_broadcast_page_says_there_is_no_broker_without_redis(live_url):
+    from real_programs import chromium_page
+
+    with chromium_page() as page:
+        page.goto(live_url + "/demo/broadcast")
+        page.wait_for_function("document.getElementById('stream').textContent === 'open'")
+        assert page.text_content("#broker").startswith("none: the room lives in this process")

@@ -287,7 +287,8 @@ def test_two_chromium_pages_each_see_what_both_send_through_redis(redis_url):
         second = first.context.browser.new_page()
         for page in (first, second):
             page.goto(server.url + "/demo/broadcast")
-            page.wait_for_function("document.getElementById('broker').textContent === 'connected'")
+            page.wait_for_function("document.getElementById('stream').textContent === 'open'")
+            assert page.text_content("#broker").startswith("Redis")
         for n in range(3):
             send(first, f"from first {n}")
             send(second, f"from second {n}")
