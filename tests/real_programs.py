@@ -7,11 +7,12 @@ machine it skips the test, saying what to install.
 """
 
 import os
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+
+from streamlib.notebook import find_program
 
 # Flags for a headless Chromium in a container with no network beyond loopback.
 CHROMIUM_FLAGS = [
@@ -29,9 +30,7 @@ CHROMIUM_FLAGS = [
 
 def need(program: str, package: str) -> str:
     """Return the path of ``program``, or skip (fail under CI) saying which package it is in."""
-    found = shutil.which(program) or next(
-        (p for p in (f"/usr/sbin/{program}", f"/usr/bin/{program}") if os.path.exists(p)), None
-    )
+    found = find_program(program)  # the notebooks' %%needs asks the same
     if found is None:
         message = f"{program} is not installed: apt-get install {package}"
         if os.environ.get("CI"):

@@ -397,3 +397,24 @@ def test_the_index_s_gzip_curl_command_shows_events_held_back(course_process_gzi
 def course_process_gzip():
     with spawn_course() as server:
         yield server
+
+
+def test_a_gzipped_endless_stream_ends_when_its_client_leaves(course_process_gzip):
+    """Behind a naive gzip middleware nothing is written, so no write can fail: the clock
+    asks the socket itself (client_watch) before each event, and ends."""
+    url = course_process_gzip.url
+    before = requests.get(url + "/stats", timeout=10).json()["streams_closed"]
+    with requests.get(
+        url + "/gzip-events?mode=naive&interval=0.2",
+        headers={"Accept-Encoding": "gzip"},
+        stream=True,
+        timeout=10,
+    ) as response:
+        assert response.status_code == 200
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        stats = requests.get(url + "/stats", timeout=10).json()
+        if stats["streams_closed"] > before and stats["open_streams"] == 0:
+            break
+        time.sleep(0.1)
+    assert stats["open_streams"] == 0 and stats["streams_closed"] > before, stats

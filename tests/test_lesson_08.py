@@ -122,7 +122,10 @@ def post_live(url: str, text: str) -> requests.Response:
 
 
 def two_workers(*flags: str):
-    return spawn_course("--server", "gunicorn", "--workers", "2", *flags)
+    # gthread: a gevent worker accepts greedily, and one may take every client
+    return spawn_course(
+        "--server", "gunicorn", "--worker-class", "gthread", "--workers", "2", *flags
+    )
 
 
 def wait_for(condition, seconds: float = 5.0) -> bool:
