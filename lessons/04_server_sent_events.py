@@ -26,12 +26,10 @@ closing a quiet connection, and it is how a WSGI app notices that its client lef
 cannot see the socket close; it learns of it when a write fails. After a client closes
 normally, the first write still succeeds (the kernel accepts it, the client answers with a
 reset), and the second one fails. So a stream outlives its client by up to two writes: the
-heartbeat interval bounds the cleanup time, and ``/stats`` shows it. The clock also asks
-the socket itself before each event (``streamlib.disconnect.client_watch``, lesson 06):
-a closed connection is noticed without writing, which matters when writes do not reach the
-socket at all, as behind a gzip middleware that holds everything back (lesson 07).
+heartbeat interval bounds the cleanup time, and ``/stats`` shows it. (A layer that holds
+writes back, such as the gzip middleware of lesson 07, must watch the socket itself.)
 
-The failed write (or the watch) ends the stream, and the server calls its ``close()``,
+The failed write ends the stream, and the server calls its ``close()``,
 which runs its ``finally``: PEP 3333 obliges every server to call it, however the response
 ends. gunicorn does; plain werkzeug skipped it when a client reset the connection right
 after the last event, so the course's werkzeug runs with ``streamlib.devserver``, and a
@@ -67,7 +65,6 @@ from werkzeug.wrappers import Request
 from lessons.cli import run_lesson
 from lessons.course import Lesson, Route, send_text
 from streamlib import float_param, int_param
-from streamlib.disconnect import client_watch
 from streamlib.sse import event_stream, format_event
 
 REPLAY_LIMIT = 1000  # events: how far back a reconnecting client may resume
@@ -145,8 +142,7 @@ def serve_events(environ: dict, start_response: Callable) -> Iterator[bytes]:
             ("X-Accel-Buffering", "no"),
         ],
     )
-    events = clock_events(first, count, interval, heartbeat)
-    return event_stream(events, retry=retry, gone=client_watch(environ))
+    return event_stream(clock_events(first, count, interval, heartbeat), retry=retry)
 
 
 DEMO_PAGE = """<!doctype html>

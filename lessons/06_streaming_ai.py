@@ -315,12 +315,18 @@ LESSON = Lesson(
         Route(
             "/demo/chat",
             demo_chat,
-            "a chat page that renders tokens as they come",
-            "",
+            "a chat page that renders tokens as they come (here 160 tokens at 25 a second,"
+            " after 0.8 s, like a real model; the query sets them)",
+            "/demo/chat?length=160&rate=25&latency=0.8",
             streams=False,
         ),
     ),
-    demos=(("/demo/chat", "a streaming chat with a Stop button"),),
+    demos=(
+        (
+            "/demo/chat?length=160&rate=25&latency=0.8",
+            "a streaming chat with a Stop button, paced like a real model",
+        ),
+    ),
 )
 
 if __name__ == "__main__":

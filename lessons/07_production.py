@@ -114,7 +114,10 @@ gzip middleware (``streamlib.compress``) sends nothing of a stream of small even
 the end. Tell it to skip ``text/event-stream``, or to flush after every piece:
 ``/gzip-events?mode=naive|skip|flush`` shows all three; ask with ``curl -N --compressed``,
 as a browser asks (``Accept-Encoding: gzip``): plain curl asks for no compression, and then
-nothing is held back, which hides the very thing to see.
+nothing is held back, which hides the very thing to see. A piece the compressor keeps is no
+write, so no failed write tells the app that its client left: ``streamlib.compress``
+watches the socket itself after such a piece (``client_watch``), or an endless stream
+behind it would outlive its client for ever.
 
 **HTTP/2 and HTTP/3.** Streams work the same way for the app; the wire changes. HTTP/2
 has no chunked encoding, and forbids ``Transfer-Encoding`` and every other

@@ -22,6 +22,8 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from streamlib.disconnect import client_watch
+
 WSGIApp = Callable[..., Any]
 
 
@@ -59,16 +61,22 @@ def gzip_responses(
             return start_response(status, headers, exc_info)
 
         body = app(environ, start_compressed)
-        return gzip_pieces(body, sync_flush) if compress else body
+        return gzip_pieces(body, sync_flush, client_watch(environ)) if compress else body
 
     return compressing_app
 
 
-def gzip_pieces(body: Iterable[bytes], sync_flush: bool = False) -> Iterator[bytes]:
+def gzip_pieces(
+    body: Iterable[bytes], sync_flush: bool = False, gone: Callable[[], bool] | None = None
+) -> Iterator[bytes]:
     """Yield ``body`` gzipped, piece by piece; with ``sync_flush``, every piece at once.
 
     body: the app's response body; it is closed however this generator ends.
     sync_flush: flush the compressor after each piece (see the module's docstring).
+    gone: a check that the client has left (``streamlib.disconnect.client_watch``), asked
+        after a piece the compressor kept. A WSGI app learns that its client left when a
+        write fails; a piece kept back is no write at all, so without this check an
+        endless stream behind the compressor would outlive its client for ever.
     """
     compressor = zlib.compressobj(wbits=31)  # 31: deflate with a gzip header and trailer
     try:
@@ -78,6 +86,8 @@ def gzip_pieces(body: Iterable[bytes], sync_flush: bool = False) -> Iterator[byt
                 out += compressor.flush(zlib.Z_SYNC_FLUSH)
             if out:
                 yield out
+            elif gone is not None and gone():
+                return  # nobody to send the rest to
         yield compressor.flush()  # the last block and the gzip trailer
     finally:
         close = getattr(body, "close", None)

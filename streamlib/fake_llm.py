@@ -11,41 +11,31 @@ import random
 import time
 from collections.abc import Callable, Iterable, Iterator
 
-VOCABULARY = [
-    "stream",
-    "chunk",
-    "token",
-    "byte",
-    "socket",
-    "server",
-    "client",
-    "generator",
-    "yield",
-    "close",
-    "buffer",
-    "latency",
-    "memory",
-    "event",
-    "header",
-    "status",
-    "response",
-    "request",
-    "proxy",
-    "worker",
-    "thread",
-    "schedule",
-    "heartbeat",
+SENTENCES = [  # what the fake model knows: short, true sentences about streaming
+    "Streaming sends each piece of an answer as soon as it is ready.",
+    "The first byte can leave long before the last one is made.",
+    "A generator holds one piece in memory, not the whole body.",
+    "The server calls close() when the client goes away, so cleanup runs in a finally.",
+    "Server-Sent Events are lines of text that a browser reads as they come.",
+    "A proxy that buffers holds every piece back until the end.",
+    "Heartbeats keep a quiet connection open and show when a client has left.",
+    "Chunked encoding frames a body whose length nobody knows yet.",
+    "A client that reads slowly makes the server wait, and memory stays flat.",
+    "Tokens that arrive one by one let a reader start before the answer is done.",
+    "Stopping the generation when the user leaves saves the work nobody will read.",
+    "The same stream works with curl, requests, a browser and the openai client.",
 ]
 
 
 def reply_tokens(prompt: str, max_tokens: int, length: int | None = None) -> tuple[list[str], str]:
     """Return the reply's tokens and why it ends: ``"stop"``, or ``"length"`` if cut.
 
-    prompt: the user's text; the reply echoes its first words, then continues with words
-        drawn by a random generator seeded from the prompt, so it is always the same.
+    prompt: the user's text; the reply echoes its first words, then continues with
+        sentences about streaming, picked by a random generator seeded from the prompt,
+        so it is always the same.
     max_tokens: the most tokens to return.
-    length: how long the model "wants" to answer, in tokens (default: 13 to 36, chosen
-        from the prompt), to make long answers on purpose.
+    length: how long the model "wants" to answer, in tokens, to make long answers on
+        purpose; by default 16 to 40 tokens, chosen from the prompt, ending with a sentence.
 
     Tokens carry their leading space, as real models' tokens do: joined, they make text.
 
@@ -55,12 +45,14 @@ def reply_tokens(prompt: str, max_tokens: int, length: int | None = None) -> tup
     seed = int.from_bytes(hashlib.sha256(prompt.encode()).digest()[:8], "big")
     chooser = random.Random(seed)
     words = prompt.split()[:8]
-    length = length if length is not None else 12 + chooser.randrange(24)
+    target = length if length is not None else 16 + chooser.randrange(24)
     tokens = ["You", " said", ":"] + [f" {word}" for word in words] + ["."]
-    while len(tokens) < length - 1:
-        tokens.append(f" {chooser.choice(VOCABULARY)}")
-    tokens.append(".")
-    tokens = tokens[: max(length, 1)]
+    unsaid: list[str] = []
+    while len(tokens) < target:  # whole sentences: the answer ends where one ends
+        unsaid = unsaid or chooser.sample(SENTENCES, len(SENTENCES))
+        tokens += [f" {word}" for word in unsaid.pop().split()]
+    if length is not None:  # exactly as long as asked, even mid-sentence
+        tokens = tokens[: max(length, 1)]
     if len(tokens) > max_tokens:
         return tokens[:max_tokens], "length"
     return tokens, "stop"

@@ -11,7 +11,7 @@ and more, so it is the wrong tool for reading SSE (and so is ``requests``' ``ite
 
 import codecs
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 LINE_BREAK = re.compile(r"\r\n|\r|\n")  # the only three line ends the spec knows
@@ -67,10 +67,7 @@ HEARTBEAT = format_event(comment="heartbeat")
 
 
 def event_stream(
-    events: Iterable[bytes | None],
-    retry: int | None = None,
-    hello: str = "connected",
-    gone: Callable[[], bool] | None = None,
+    events: Iterable[bytes | None], retry: int | None = None, hello: str = "connected"
 ) -> Iterator[bytes]:
     """Wrap encoded ``events`` into a stream that flushes at once and beats when idle.
 
@@ -81,10 +78,6 @@ def event_stream(
     hello: the first comment, sent at once: the server sends the status line and headers
         together with the first piece of body, so an idle stream would otherwise leave
         the client not knowing it is connected.
-    gone: a check that the client has left (``streamlib.disconnect.client_watch``), asked
-        before each event and heartbeat. Without it a stream ends only when a write fails,
-        and a write that never reaches the socket (a gzip middleware holding everything
-        back) never fails: the stream would outlive its client for as long as it runs.
 
     Each None becomes a heartbeat comment. A heartbeat is not only for proxies that drop
     quiet connections: a WSGI app learns that its client left only when a write fails,
@@ -94,8 +87,6 @@ def event_stream(
     try:
         yield format_event(comment=hello, retry=retry)
         for event in events:
-            if gone is not None and gone():
-                return
             yield HEARTBEAT if event is None else event
     finally:
         close = getattr(events, "close", None)

@@ -400,4 +400,4 @@ def test_untouched_stubs_say_where_to_start_instead_of_a_wall_of_tracebacks(tmp_
         f"    python -m pytest {grader.relative_to(ROOT)} -k task1",
     ], done.stdout[-600:]
     assert "Traceback" not in done.stdout and "raise NotImplementedError" not in done.stdout
-    assert done.stdout.count("not started yet: Exercise 02") == 24
+    assert done.stdout.count("\nnot started yet: Exercise 02") == 24  # one line per test
