@@ -279,7 +279,12 @@ $("stop").onclick = () => controller && controller.abort();
 
 
 def demo_chat(environ: dict, start_response: Callable) -> list[bytes]:
-    """The chat page; its query string (``?rate=5&length=200``) is passed to the API."""
+    """The chat page; its query string (``?rate=5&length=200``) is passed to the API.
+
+    The query is checked here too, so a bad link is a 400 that says why, not a page whose
+    every answer fails.
+    """
+    model_params(environ)
     return send_text(environ, start_response, "text/html", DEMO_PAGE)
 
 
