@@ -48,7 +48,8 @@ Try it, with Redis (``apt-get install redis-server``; ``redis-server --port 6379
 
     python -m lessons --server gunicorn --workers 2 --redis redis://127.0.0.1:6379
     curl -N 'http://127.0.0.1:8000/broadcast'                        # in two terminals
-    curl -X POST -d '{"text": "hello"}' 'http://127.0.0.1:8000/broadcast'
+    curl http://127.0.0.1:8000/broadcast -H 'Content-Type: application/json' \\
+      -d '{"text": "hello"}'                                         # both terminals show it
 
 Without ``--redis`` the broadcast stays in each process: run ``--workers 2`` and watch one
 of the two ``curl -N`` miss messages. Notebook: ``notebooks/08_fan_out.ipynb``. Exercise:
