@@ -46,3 +46,83 @@ def test_every_relative_link_in_the_readme_and_docs_leads_somewhere():
         if not (page.parent / target).exists()
     ]
     assert not broken, broken
+
+
+# What requirements-lessons.txt promises: the lessons, exercises and graders run with it alone.
+IMPORT_EVERYTHING_WITHOUT = """
+import importlib, pkgutil, sys
+for name in sys.argv[1:]:
+    sys.modules[name] = None  # importing it now raises ImportError, as if not installed
+import lessons, streamlib
+modules = [f"lessons.{name}" for name in lessons.lesson_names()]
+for package in (lessons, streamlib):
+    modules += [f"{package.__name__}.{m.name}" for m in pkgutil.iter_modules(package.__path__)]
+sys.path[:0] = ["exercises", "exercises/solutions"]
+modules += [path.stem for path in sorted(__import__("pathlib").Path("exercises").glob("test_*.py"))]
+for module in modules:
+    if module not in ("streamlib.notebook", "lessons.__main__"):  # notebook-only; runs the server
+        importlib.import_module(module)
+from lessons.course import build_app
+from streamlib import StreamStats
+build_app(lessons.load_lessons(), StreamStats())
+print(len(modules), "modules")
+"""
+
+
+def requirement_closure(requirements_file: Path) -> set[str]:
+    """The distributions a requirements file installs: those it names, with their
+    dependencies (and the extras it asks for), read from what is installed here."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    lines = [line.split("#")[0].strip() for line in requirements_file.read_text().splitlines()]
+    todo = [Requirement(line) for line in lines if line and not line.startswith(("-r", "-e"))]
+    found = {"streamlib"}  # the -e . line: this project
+    while todo:
+        requirement = todo.pop()
+        name = canonicalize_name(requirement.name)
+        try:
+            requires = metadata.distribution(name).requires or []
+        except metadata.PackageNotFoundError:
+            continue  # not for this platform
+        found.add(name)
+        for dependency in map(Requirement, requires):
+            extras = [{"extra": extra} for extra in requirement.extras] or [{"extra": ""}]
+            wanted = dependency.marker is None or any(map(dependency.marker.evaluate, extras))
+            if wanted and canonicalize_name(dependency.name) not in found:
+                todo.append(dependency)
+    return found
+
+
+def test_the_lessons_and_graders_need_nothing_outside_requirements_lessons_txt():
+    """Every lesson, library and grader module imports with every other package hidden."""
+    import subprocess
+    import sys
+    from importlib import metadata
+
+    from packaging.utils import canonicalize_name
+
+    allowed = requirement_closure(ROOT / "requirements-lessons.txt")
+    assert {"werkzeug", "gunicorn", "gevent", "requests", "pytest"} <= allowed
+    hidden = sorted(
+        module
+        for module, dists in metadata.packages_distributions().items()
+        if not {canonicalize_name(dist) for dist in dists} & allowed
+        and module not in sys.stdlib_module_names
+    )
+    assert {"matplotlib", "playwright", "hypothesis", "IPython"} <= set(hidden)
+    imported = subprocess.run(
+        [sys.executable, "-c", IMPORT_EVERYTHING_WITHOUT, *hidden],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert imported.returncode == 0, imported.stderr[-2000:]
+
+
+def test_each_lighter_requirements_file_builds_on_the_one_before():
+    assert "-r requirements-lessons.txt" in (ROOT / "requirements-notebooks.txt").read_text()
+    assert "-r requirements-notebooks.txt" in (ROOT / "requirements.txt").read_text()
