@@ -62,6 +62,7 @@ def measure(flags: tuple[str, ...], clients: int, rate: float, window: float) ->
     """One fresh Redis and server, ``clients`` clients, ``rate`` messages/s for ``window`` s."""
     with spawn_redis() as broker:
         flags = (*flags, "--workers", "2", "--worker-connections", str(clients + 100))
+        flags += ("--graceful-timeout", "1")  # a measured row is over: cut its streams at once
         with spawn_course("--server", "gunicorn", "--redis", broker.url, *flags) as server:
             processes = [psutil.Process(pid) for pid in [*server.pids(), broker.pid]]
             pin([p.pid for p in processes])

@@ -9,7 +9,7 @@ the production server, with the gevent worker (why: below). It prints the plain 
 it becomes::
 
     gunicorn --bind 127.0.0.1:8000 --worker-class gevent --workers 1 \\
-        --worker-connections 1000 --timeout 30 --graceful-timeout 30 \\
+        --worker-connections 1000 --timeout 30 --graceful-timeout 3 \\
         --no-control-socket lessons.wsgi:app
 
 (``--no-control-socket``: gunicorn 24 and later open a control socket at one fixed path,

@@ -84,7 +84,7 @@ def make_parser(description: str, prog: str = "python -m lessons") -> argparse.A
     parser.add_argument(
         "--graceful-timeout",
         type=int,
-        default=30,
+        default=3,  # lesson 07: a stream never finishes, so a deploy should not wait for it
         help="gunicorn: seconds a stopping worker lets open requests run before it is killed",
     )
     parser.add_argument(

@@ -46,7 +46,7 @@ def test_python_dash_m_bench_quick_writes_a_table_a_plot_and_its_targets(tmp_pat
     assert "## Lesson 06: first token against the whole answer" in report
     assert (tmp_path / "06_streaming_ai.png").stat().st_size > 10_000
     assert "## Lesson 07: SSE fan-out by worker class" in report
-    assert "| gevent | 20 |" in report and "| gevent | 60 |" in report
+    assert "| gevent | 60 |" in report and "| sync | 60 | 1 |" in report
     assert (tmp_path / "07_production.png").stat().st_size > 10_000
     assert "## Lesson 08: a broadcast through Redis" in report
     assert report.count("| gevent | 50 |") == 1

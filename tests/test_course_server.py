@@ -307,7 +307,7 @@ def test_the_gunicorn_command_shown_everywhere_is_the_one_run():
             workers=1,
             worker_connections=1000,
             timeout=30,
-            graceful_timeout=30,
+            graceful_timeout=3,
         )
     )
     readme = (ROOT / "README.md").read_text()
