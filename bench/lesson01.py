@@ -76,14 +76,20 @@ def run(out: Path, quick: bool = False) -> str:
 
 def plot(results: list[Result], path: Path) -> None:
     fig, (memory, first_byte) = plt.subplots(1, 2, figsize=(11, 4))
+    # Where both servers measure the same, their lines coincide: big hollow circles for one,
+    # small crosses for the other, so that both stay visible.
+    markers = {
+        "werkzeug": {"marker": "o", "markersize": 10, "fillstyle": "none"},
+        "gunicorn sync": {"marker": "x", "markersize": 7},
+    }
     for server in SERVERS:
         for route in ROUTES:
             rows = [r for r in results if (r.server, r.route) == (server, route)]
             label = f"{route}, {server}"
-            style = "-" if route == "buffered" else "--"
+            style = {"linestyle": "-" if route == "buffered" else "--", **markers[server]}
             sizes = [r.size_mib for r in rows]
-            memory.plot(sizes, [r.growth_mib for r in rows], style, marker="o", label=label)
-            first_byte.plot(sizes, [r.ttfb_ms for r in rows], style, marker="o", label=label)
+            memory.plot(sizes, [r.growth_mib for r in rows], label=label, **style)
+            first_byte.plot(sizes, [r.ttfb_ms for r in rows], label=label, **style)
     memory.set(xlabel="body size (MiB)", ylabel="server peak memory growth (MiB)")
     first_byte.set(xlabel="body size (MiB)", ylabel="time to first byte (ms)")
     memory.set_title("Server memory")

@@ -30,6 +30,8 @@ TIMING = {"delay", "interval", "latency", "heartbeat"}
 HEADER_NAMES = [
     *("Range", "If-Range", "If-Match", "If-None-Match", "If-Modified-Since"),
     *("If-Unmodified-Since", "Last-Event-ID", "Content-Type", "Accept-Encoding"),
+    *("Host", "Origin", "Sec-Fetch-Site", "Access-Control-Request-Method"),
+    "Access-Control-Request-Headers",
 ]
 # Digit strings past int64, some past CPython's 4,300-digit limit for int() (str(int) would
 # refuse to make those, so they are built as text).
@@ -124,6 +126,8 @@ headers = st.dictionaries(
     st.one_of(
         st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=255), max_size=80),
         st.sampled_from(["bytes=0-4", "bytes=-0", "bytes=99999999999999999999-", "*", 'W/"x"']),
+        st.sampled_from(["evil.example", "localhost:8000", "[::1]", "null", "cross-site"]),
+        st.sampled_from(["http://evil.example", "http://localhost:5173", "POST", "last-event-id"]),
         huge,
     ),
     max_size=3,
