@@ -216,9 +216,18 @@ def plot(results: list[Result], sizes: tuple[int, ...], path: Path) -> None:
     speed.set(xlabel="throughput, % of nginx's in the same round", ylabel="server")
     speed.set_title(f"Throughput against nginx, {sizes[-1]} MiB file")
     speed.legend(fontsize=8, loc="lower right")
-    for name in names:
+    # the streaming servers all stay near 0: hollow markers of different shapes and sizes
+    # keep each of their lines visible where they coincide
+    for name, marker, size in zip(names, "osD^v", (12, 10, 8, 6, 4), strict=False):
         rows = [r for r in results if r.server == name]
-        memory.plot([r.size_mib for r in rows], [r.growth_mib for r in rows], "o-", label=name)
+        memory.plot(
+            [r.size_mib for r in rows],
+            [r.growth_mib for r in rows],
+            marker=marker,
+            markersize=size,
+            fillstyle="none",
+            label=name,
+        )
     memory.set_xticks(list(sizes), [str(s) for s in sizes])  # linear: growth looks as it is
     memory.set(xlabel="file size (MiB)", ylabel="server peak memory growth (MiB)")
     memory.set_title("Server memory")

@@ -40,6 +40,19 @@ def course_process() -> Iterator[ServerProcess]:
         yield server
 
 
+# The README's test command runs two tests at a time (pytest-xdist, ``-n 2``). The tests that
+# load the machine most go to one worker, one after another (``--dist loadgroup``), so that
+# no two of them compete for a two-core machine's cores.
+HEAVY = {"test_notebooks.py", "test_bench.py", "test_lesson_07.py", "test_lesson_08.py"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in HEAVY:
+            item.add_marker(pytest.mark.xdist_group("heavy"))
+
+
 # The three servers the course runs on: its default (werkzeug's dev server, through the
 # course's own request handler) and gunicorn with each worker class that holds streams.
 SERVER_KINDS = {

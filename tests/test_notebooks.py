@@ -60,16 +60,29 @@ def execute(notebook, folder: Path) -> None:
     client.execute()  # raises CellExecutionError, with the cell and its traceback
 
 
+STATED_TIME = re.compile(r"takes about (\d+) (s|min)\.")
+
+
+def stated_seconds(notebook) -> float:
+    """The running time a notebook's first cell promises ("It takes about 20 s.")."""
+    found = STATED_TIME.search(notebook.cells[0].source)
+    assert found, "say in the first cell how long the notebook takes: 'It takes about N s.'"
+    return int(found[1]) * (60 if found[2] == "min" else 1)
+
+
 @pytest.mark.notebook
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
-def test_a_notebook_runs_top_to_bottom(path):
+def test_a_notebook_runs_top_to_bottom_in_the_time_it_states(path):
     notebook = nbformat.read(path, as_version=4)
     for program, package in programs_needed(notebook):
         need(program, package)  # the whole notebook, every section: skip (fail under CI)
+    stated = stated_seconds(notebook)
     started = time.monotonic()
     execute(notebook, path.parent)
     elapsed = time.monotonic() - started
     assert elapsed < NOTEBOOK_TIMEOUT, f"{path.name} took {elapsed:.0f} s"
+    # "about": within half and one and a half times the stated time, kernel start included
+    assert stated / 2 <= elapsed <= stated * 1.5, f"{path.name}: {elapsed:.0f} s, says {stated}"
     errors = [o for c in notebook.cells for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors
 

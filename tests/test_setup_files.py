@@ -126,3 +126,11 @@ def test_the_lessons_and_graders_need_nothing_outside_requirements_lessons_txt()
 def test_each_lighter_requirements_file_builds_on_the_one_before():
     assert "-r requirements-lessons.txt" in (ROOT / "requirements-notebooks.txt").read_text()
     assert "-r requirements-notebooks.txt" in (ROOT / "requirements.txt").read_text()
+
+
+def test_ci_runs_exactly_the_readme_s_test_command():
+    first_block = (ROOT / "README.md").read_text().split("```")[1]
+    test_command = first_block.strip().splitlines()[-1].split("#")[0].strip()
+    assert test_command.startswith("python -m pytest"), test_command
+    ci_lines = (ROOT / ".ci" / "run").read_text().strip().splitlines()
+    assert ci_lines[-1] == test_command
