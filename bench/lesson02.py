@@ -49,7 +49,7 @@ SENDFILE = "gunicorn sync, wsgi.file_wrapper (sendfile)"
 BUFFERED = "buffered: read whole, gunicorn sync"
 MEMORY_TARGET_MIB = 8  # streaming 1 GiB: peak within this of streaming 1 MiB
 SHARE_OF_NGINX_TARGET = 0.80  # gunicorn with sendfile vs nginx, on the largest file
-ROUND_MIB = 256  # a round sends at least this much: a 1 MiB file 256 times
+ROUND_MIB = 512  # a round sends at least this much: a 1 MiB file 512 times
 
 
 @dataclass
@@ -117,10 +117,12 @@ def cpu_seconds(pids: list[int]) -> tuple[float, float]:
     return sum(t.user for t in times), sum(t.system for t in times)
 
 
-def one_round(server: ServerProcess, path: str, size_mib: int) -> tuple[float, ...]:
-    """Download the file ``ROUND_MIB // size_mib`` times (at least once); return the seconds
+def one_round(
+    server: ServerProcess, path: str, size_mib: int, round_mib: int = ROUND_MIB
+) -> tuple[float, ...]:
+    """Download the file ``round_mib // size_mib`` times (at least once); return the seconds
     per download, first byte s, user s and system s per download, and memory growth."""
-    copies = max(1, ROUND_MIB // size_mib)
+    copies = max(1, round_mib // size_mib)
     pids = server.pids()
     user_before, system_before = cpu_seconds(pids)
     with trace_memory(pids) as memory:
@@ -170,7 +172,8 @@ def ensure_nginx() -> None:
 def run(out: Path, quick: bool = False) -> str:
     """Measure, plot to ``out``, and return the markdown section."""
     ensure_nginx()
-    sizes, repeats = ((1, 8), 1) if quick else ((1, 64, 1024), 9)
+    sizes, repeats = ((1, 8), 1) if quick else ((1, 64, 1024), 15)
+    round_mib = 16 if quick else ROUND_MIB
     results = []
     with clients_on_the_last_core(), tempfile.TemporaryDirectory(prefix="bench-files-") as work:
         folder = Path(work)
@@ -193,12 +196,13 @@ def run(out: Path, quick: bool = False) -> str:
                 rounds: dict[str, list] = {name: [] for name in running}
                 for _ in range(repeats):
                     for name, (server, prefix) in running.items():
-                        rounds[name].append(one_round(server, f"{prefix}{size}MiB.bin", size))
+                        path = f"{prefix}{size}MiB.bin"
+                        rounds[name].append(one_round(server, path, size, round_mib))
             for name in running:
                 results.append(summarise(name, size, rounds[name], rounds[NGINX]))
                 print(f"  {results[-1]}", flush=True)
     plot(results, sizes, out / "02_stream_a_file.png")
-    return section(results, sizes, repeats)
+    return section(results, sizes, repeats, round_mib)
 
 
 def plot(results: list[Result], sizes: tuple[int, ...], path: Path) -> None:
@@ -237,7 +241,7 @@ def plot(results: list[Result], sizes: tuple[int, ...], path: Path) -> None:
     plt.close(fig)
 
 
-def section(results: list[Result], sizes: tuple[int, ...], repeats: int) -> str:
+def section(results: list[Result], sizes: tuple[int, ...], repeats: int, round_mib: int) -> str:
     def at(name: str, size: int) -> Result:
         return next(r for r in results if r.server == name and r.size_mib == size)
 
@@ -254,8 +258,8 @@ def section(results: list[Result], sizes: tuple[int, ...], repeats: int) -> str:
             ),
         ),
         (
-            "the buffered app's peak memory grows by at least the file size",
-            all(at(BUFFERED, s).growth_mib >= s for s in sizes),
+            "the buffered app's peak memory grows by at least 90% of the file size",
+            all(at(BUFFERED, s).growth_mib >= 0.9 * s for s in sizes),  # pages may be reused
         ),
         (
             f"gunicorn with sendfile reaches {SHARE_OF_NGINX_TARGET:.0%} of nginx's throughput"
@@ -268,7 +272,7 @@ def section(results: list[Result], sizes: tuple[int, ...], repeats: int) -> str:
         "Each server sends the same file from the page cache to a client reading into one"
         f" 1 MiB buffer. The servers take turns, {repeats} rounds, all started fresh for each"
         " size, the servers pinned to one core and the client to another; a round sends at"
-        f" least {ROUND_MIB} MiB (a small file several times). MB/s: the median round, then"
+        f" least {round_mib} MiB (a small file several times). MB/s: the median round, then"
         " the best; share of nginx: each round against nginx's round just before it, the"
         " median and, in brackets, the lowest and highest round. First byte and CPU:"
         " medians; CPU is per GiB sent, user (the server's own code: Python, for the WSGI"
