@@ -3,8 +3,10 @@
 On a two-core machine a benchmark's server and its load generator would otherwise take
 turns on the same core, and each would show up in the other's figures. Servers go on
 core 0 (:func:`pin`); the benchmark and the client processes it starts, which inherit
-its affinity, on the last core (:func:`clients_on_the_last_core`). Where the machine
-cannot pin (not Linux, or one core), both do nothing.
+its affinity, on the last core (:func:`clients_on_the_last_core`: one lean client), or on
+every other core (:func:`clients_on_spare_cores`: a crowd of clients in one process per
+core, so that on a bigger machine the load generator is never what runs out). Where the
+machine cannot pin (not Linux, or one core), they do nothing.
 """
 
 import os
@@ -22,6 +24,29 @@ def pin(pids: list[int], cpu: int = 0) -> None:
     if can_pin():
         for pid in pids:
             os.sched_setaffinity(pid, {cpu})
+
+
+def spare_cores() -> set[int]:
+    """The cores that no server is pinned to: every core but 0 (all of them if none can be
+    pinned). A load generator spreads its processes over these."""
+    cores = set(range(os.cpu_count() or 1))
+    return cores - {0} if can_pin() else cores
+
+
+@contextmanager
+def clients_on_spare_cores() -> Iterator[int]:
+    """Run this process, and the processes it starts meanwhile, on :func:`spare_cores`;
+    yields how many there are (as many client processes as that is the most useful)."""
+    cores = spare_cores()
+    if not can_pin():
+        yield len(cores)
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cores)
+    try:
+        yield len(cores)
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 @contextmanager

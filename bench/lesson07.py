@@ -2,16 +2,21 @@
 
 For each worker class and crowd size, a fresh one-worker server streams lesson 04's clock,
 one event a second, to ``streamlib.load.crowd``: lean asyncio clients that note when each
-event arrived against when it was due. The server is pinned to one core and the clients
-to the other. A client is *served* if it received every event due in the measuring
-window. Memory per connection is the worker's peak RSS in the window less its RSS before
-the clients came, divided by the clients; CPU is the worker's share of one core in the
-window. Every run is bounded: the clients hang up when the window ends.
+event arrived against when it was due. The yardstick is Node with the tutorial the course
+comes from (``streamlib.node_clock``: a timer per connection, the same event bytes), one
+process like the worker. The server is pinned to one core and the clients spread over the
+others, one process per core, and their own CPU is reported: a load generator that ran out
+of core would be measuring itself. A client is *served* if it received every event due in
+the measuring window. Memory per connection is the server's peak RSS in the window less its
+RSS before the clients came, divided by the clients; CPU is the server's share of one core
+in the window. Every run is bounded: the clients hang up when the window ends.
 """
 
 import statistics
 import threading
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import matplotlib
@@ -20,11 +25,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import psutil
 
-from bench.cores import clients_on_the_last_core, pin
+from bench.cores import clients_on_spare_cores, pin
 from bench.report import targets_and_plot
 from lessons import load_lesson, spawn_course
+from streamlib import ServerProcess
 from streamlib.load import crowd
 from streamlib.nginx import spawn_nginx
+from streamlib.node_clock import spawn_node_clock
 from streamlib.slow_clients import answer_time, slow_clients
 
 WORKER_CLASSES = {
@@ -32,15 +39,25 @@ WORKER_CLASSES = {
     "gthread, 1000 threads": ("--worker-class", "gthread", "--threads", "1000"),
     "gevent": ("--worker-class", "gevent"),
 }
+NODE = "Node 20, a timer per connection"
 P99_TARGET_MS = 250.0
 MEMORY_TARGET_KIB = 50.0
 
 
-def measure(flags: tuple[str, ...], clients: int, window: float) -> dict:
-    """One fresh server, ``clients`` clients for ``window`` seconds: the row's figures."""
+def one_worker(flags: tuple[str, ...], clients: int) -> AbstractContextManager[ServerProcess]:
+    """The course under gunicorn with one worker of the class ``flags`` names."""
     flags = (*flags, "--worker-connections", str(clients + 100), "--server", "gunicorn")
-    flags += QUICK_STOP
-    with spawn_course(*flags) as server:
+    return spawn_course(*flags, *QUICK_STOP)
+
+
+def measure(
+    start: Callable[[], AbstractContextManager[ServerProcess]],
+    clients: int,
+    window: float,
+    client_processes: int,
+) -> dict:
+    """One fresh server (``start()``), ``clients`` clients for ``window`` s: the row's figures."""
+    with start() as server:
         workers = [psutil.Process(pid) for pid in server.pids()]
         pin([w.pid for w in workers])
         idle = sum(w.memory_info().rss for w in workers)
@@ -59,7 +76,7 @@ def measure(flags: tuple[str, ...], clients: int, window: float) -> dict:
             clients,
             window=window,
             ramp=max(0.5, clients / 1000),
-            processes=1,  # the clients have one core to themselves
+            processes=client_processes,
         )
         done.set()
         sampler.join()
@@ -75,6 +92,7 @@ def measure(flags: tuple[str, ...], clients: int, window: float) -> dict:
         "p99": quantiles[98],
         "kib_per_connection": (max(s[2] for s in inside) - idle) / clients / 1024,
         "cpu": cpu_share * 100,
+        "client_cores": result.client_cores_used(),
     }
 
 
@@ -158,31 +176,45 @@ def slow_clients_section(quick: bool) -> tuple[list[str], list[tuple[str, bool]]
 def run(out: Path, quick: bool = False) -> str:
     sizes, window = ([60], 1.5) if quick else ([100, 1000, 5000], 8.0)
     rows: dict[str, list[dict]] = {}
-    with clients_on_the_last_core():
-        for name, flags in WORKER_CLASSES.items():
+    servers: dict[str, Callable[[int], Callable[[], AbstractContextManager]]] = {
+        name: (lambda clients, flags=flags: lambda: one_worker(flags, clients))
+        for name, flags in WORKER_CLASSES.items()
+    }
+    servers[NODE] = lambda clients: spawn_node_clock
+    with clients_on_spare_cores() as client_cores:
+        for name, server_for in servers.items():
             rows[name] = []
             for clients in sizes:
-                rows[name].append(measure(flags, clients, window))
+                rows[name].append(measure(server_for(clients), clients, window, client_cores))
                 print(f"  {name} {rows[name][-1]}", flush=True)
     plot(rows, out / "07_production.png")
     lines = [
         "## Lesson 07: SSE fan-out by worker class\n",
         f"One gunicorn worker streams `/events?interval=1` to every client for {window:.0f} s"
-        " (after they have all connected); the worker is pinned to one core and the"
-        " clients (asyncio, `streamlib.load.crowd`) to the other. Latency: an event's"
-        " arrival minus its due time, over every event received; it includes the load"
-        " generator's own time. Served: clients that got every event of the window. Memory"
-        " per connection divides the worker's growth by every client connected, served or"
-        " waiting.\n",
-        "| worker class | clients | served | p50 ms | p99 ms | KiB per connection | CPU % |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        " (after they have all connected), and so does Node with the tutorial's pattern, the"
+        f" same event bytes (`streamlib.node_clock`). Core budget: the server 1 core (pinned),"
+        f" the clients (asyncio, `streamlib.load.crowd`) {client_cores} core(s), one process"
+        " each; *client cores* is how much of them the clients used (near their count, the"
+        " run measured the load generator). Latency: an event's arrival minus its due time,"
+        " over every event received; it includes the load generator's own time. Served:"
+        " clients that got every event of the window. Memory per connection divides the"
+        " server's growth by every client connected, served or waiting.\n",
+        "| server | clients | served | p50 ms | p99 ms | KiB per connection | CPU % |"
+        " client cores |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, measured in rows.items():
         lines += [
             f"| {name} | {r['clients']} | {r['served']} | {r['p50']:.0f} | {r['p99']:.0f}"
-            f" | {r['kib_per_connection']:.1f} | {r['cpu']:.0f} |"
+            f" | {r['kib_per_connection']:.1f} | {r['cpu']:.0f} | {r['client_cores']:.2f} |"
             for r in measured
         ]
+    node = rows[NODE][-1]
+    lines.append(
+        f"\nAgainst Node at {node['clients']} clients, same run: gevent's p99 is"
+        f" {rows['gevent'][-1]['p99'] / node['p99']:.2f}x Node's, its memory per connection"
+        f" {rows['gevent'][-1]['kib_per_connection'] / node['kib_per_connection']:.2f}x."
+    )
     gevent, gthread, sync = rows["gevent"][-1], rows["gthread, 1000 threads"], rows["sync"]
     checks = [
         (f"gevent serves all {gevent['clients']} clients", gevent["served"] == gevent["clients"]),

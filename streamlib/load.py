@@ -41,6 +41,13 @@ class CrowdResult:
     clients: list[ClientResult]
     window: tuple[float, float]  # the measuring window, seconds since the epoch
     interval: float
+    client_cpu_seconds: float = 0.0  # the load generator's own CPU during the window
+
+    def client_cores_used(self) -> float:
+        """How many cores the load generator kept busy during the window (1.0: one core,
+        all the time). Near the cores it had, it measured itself as much as the server."""
+        start, end = self.window
+        return self.client_cpu_seconds / (end - start)
 
     def served(self, expected: int | None = None) -> int:
         """Clients that received every event due in the window (``expected`` of them: by
@@ -119,7 +126,9 @@ async def _run_clients(
     ramp: float,
     window: tuple[float, float],
     time_field: str,
-) -> list[ClientResult]:
+) -> tuple[list[ClientResult], float]:
+    """Run ``count`` clients; return what each saw, and this process's CPU seconds during
+    the window."""
     loop = asyncio.get_running_loop()
     request = f"GET {path} HTTP/1.0\r\nHost: {host}:{port}\r\n\r\n".encode()
     results = [ClientResult() for _ in range(count)]
@@ -145,15 +154,23 @@ async def _run_clients(
         transports.append(transport)
         await asyncio.wait([done], timeout=max(0.0, window[1] + 1 - time.time()))
 
+    cpu_at: dict[str, float] = {}  # this process's CPU seconds at the window's edges
+
+    def note_cpu(edge: str) -> None:
+        cpu_at[edge] = time.process_time()
+
+    for edge, at in zip(("start", "end"), window, strict=True):
+        loop.call_later(max(0.0, at - time.time()), note_cpu, edge)
     try:
         await asyncio.gather(*(one(n) for n in range(count)))
     finally:
         for transport in transports:
             transport.close()
-    return results
+    now = time.process_time()  # (no window edge if every client failed before it)
+    return results, cpu_at.get("end", now) - cpu_at.get("start", now)
 
 
-def _client_process(*args: object) -> list[ClientResult]:
+def _client_process(*args: object) -> tuple[list[ClientResult], float]:
     return asyncio.run(_run_clients(*args))  # type: ignore[arg-type]
 
 
@@ -200,5 +217,6 @@ def crowd(
             for share in shares
             if share
         ]
-        results = [result for future in futures for result in future.result()]
-    return CrowdResult(results, measured, interval)
+        done = [future.result() for future in futures]
+    results = [result for results, _ in done for result in results]
+    return CrowdResult(results, measured, interval, sum(cpu for _, cpu in done))

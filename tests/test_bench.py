@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_python_dash_m_bench_quick_writes_a_table_a_plot_and_its_targets(tmp_path):
     need("nginx", "nginx-light")  # lesson 02 compares with it
     need("redis-server", "redis-server")  # lesson 08 broadcasts through it
+    need("node", "nodejs")  # lesson 07 compares with it
     subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--out", str(tmp_path)],
         cwd=ROOT,
@@ -47,6 +48,8 @@ def test_python_dash_m_bench_quick_writes_a_table_a_plot_and_its_targets(tmp_pat
     assert (tmp_path / "06_streaming_ai.png").stat().st_size > 10_000
     assert "## Lesson 07: SSE fan-out by worker class" in report
     assert "| gevent | 60 |" in report and "| sync | 60 | 1 |" in report
+    assert "| Node 20, a timer per connection | 60 | 60 |" in report
+    assert "Against Node at 60 clients, same run: gevent's p99 is" in report
     assert (tmp_path / "07_production.png").stat().st_size > 10_000
     assert "## Lesson 08: a broadcast through Redis" in report
     assert report.count("| gevent | 50 |") == 1

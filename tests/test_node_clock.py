@@ -1,0 +1,65 @@
+"""The Node yardstick (``streamlib.node_clock``) sends the course's clock byte for byte.
+
+Lesson 07's fan-out benchmark puts Node beside gunicorn: the comparison is fair only if
+both send the same events at the same due times, so the bytes are checked here against
+the course's own ``/events``, and the load generator is checked to read Node's stream.
+"""
+
+import re
+import socket
+from urllib.parse import urlsplit
+
+import pytest
+from real_programs import need
+
+from streamlib.load import crowd
+from streamlib.node_clock import spawn_node_clock
+
+pytestmark = pytest.mark.live
+
+CLOCK = re.compile(rb': connected\nretry: 1000\n\n((?:id: \d+\ndata: \{"time": \d+\}\n\n)+)')
+EVENT = re.compile(rb'id: (\d+)\ndata: \{"time": (\d+)\}\n\n')
+
+
+def head_and_events(url: str, events: int) -> tuple[bytes, bytes]:
+    """The response head and the body, read raw over HTTP/1.0 until ``events`` events (and
+    the first comment) have come."""
+    address = urlsplit(url)
+    with socket.create_connection((address.hostname, address.port), timeout=5) as sock:
+        sock.sendall(f"GET {address.path}?{address.query} HTTP/1.0\r\n\r\n".encode())
+        received = b""
+        while received.count(b"\n\n") < events + 1 or b"\r\n\r\n" not in received:
+            piece = sock.recv(65536)
+            assert piece, f"the stream ended early: {received!r}"
+            received += piece
+    head, _, body = received.partition(b"\r\n\r\n")
+    return head, body
+
+
+def clock_of(body: bytes, interval_ms: int) -> list[int]:
+    """The ids of a clock's events, checked to be consecutive and stamped with their due time."""
+    found = CLOCK.match(body)
+    assert found, body[:200]
+    events = [(int(n), int(time)) for n, time in EVENT.findall(found[1])]
+    assert all(time == n * interval_ms for n, time in events), events
+    ids = [n for n, _ in events]
+    assert ids == list(range(ids[0], ids[0] + len(ids)))
+    return ids
+
+
+def test_node_sends_the_course_s_clock_with_the_same_bytes(live_url):
+    need("node", "nodejs")
+    with spawn_node_clock() as node:
+        node_head, node_body = head_and_events(node.url + "/events?interval=0.2", 3)
+    our_head, our_body = head_and_events(live_url + "/events?interval=0.2", 3)
+    for head in (node_head, our_head):
+        assert b"\r\ncontent-type: text/event-stream" in head.lower()
+    assert len(clock_of(node_body, 200)) >= 3 and len(clock_of(our_body, 200)) >= 3
+
+
+def test_the_load_generator_reads_every_node_event():
+    need("node", "nodejs")
+    with spawn_node_clock() as node:
+        result = crowd(node.url + "/events?interval=0.2", 50, window=1.0, ramp=0.2, interval=0.2)
+    assert result.served() == 50
+    assert 0 < result.client_cores_used() < 1, "the load generator's CPU, in cores"
