@@ -134,3 +134,11 @@ def test_ci_runs_exactly_the_readme_s_test_command():
     assert test_command.startswith("python -m pytest"), test_command
     ci_lines = (ROOT / ".ci" / "run").read_text().strip().splitlines()
     assert ci_lines[-1] == test_command
+
+
+def test_pyproject_names_its_license_the_current_way():
+    """A TOML table (``{ text = "MIT" }``) makes setuptools warn twice on every install."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "MIT"
