@@ -218,5 +218,5 @@ def crowd(
             if share
         ]
         done = [future.result() for future in futures]
-    results = [result for results, _ in done for result in results]
-    return CrowdResult(results, measured, interval, sum(cpu for _, cpu in done))
+    clients_seen = [client for per_process, _ in done for client in per_process]
+    return CrowdResult(clients_seen, measured, interval, sum(cpu for _, cpu in done))

@@ -5,7 +5,8 @@ one ``res.write`` per event. Lesson 07's fan-out benchmark measures the course's
 servers against that pattern, so both must do the same work: :data:`NODE_CLOCK` sends the
 course's clock (lesson 04) with the same bytes as ``/events``: event n is due at
 n x interval seconds since the epoch, with id n and data ``{"time": <due ms>}``, after the
-same first comment and retry line. It needs Node 18 or later (Debian's ``nodejs``).
+same first comment and retry line; an interval outside the course's bounds (0.01 s to an
+hour) is a 400, as there. It needs Node 18 or later (Debian's ``nodejs``).
 """
 
 import shutil
@@ -28,6 +29,11 @@ http.createServer((request, response) => {
     return;
   }
   const interval = 1000 * Number(url.searchParams.get("interval") || 1);
+  if (!(interval >= 10 && interval <= 3600000)) {  // the course's bounds: 0.01 s to an hour
+    response.writeHead(400, { "Content-Type": "text/plain" });
+    response.end("interval: expected a number from 0.01 to 3600\\n");
+    return;
+  }
   response.writeHead(200, { "Content-Type": "text/event-stream", "Cache-Control": "no-cache" });
   response.write(": connected\\nretry: 1000\\n\\n");
   let n = Math.ceil(Date.now() / interval);

@@ -57,6 +57,16 @@ def test_node_sends_the_course_s_clock_with_the_same_bytes(live_url):
     assert len(clock_of(node_body, 200)) >= 3 and len(clock_of(our_body, 200)) >= 3
 
 
+@pytest.mark.parametrize("interval", ["0", "-1", "abc", "1e999", "0.001"])
+def test_node_refuses_an_interval_outside_the_course_s_bounds(interval):
+    import requests
+
+    need("node", "nodejs")
+    with spawn_node_clock() as node:
+        answer = requests.get(f"{node.url}/events?interval={interval}", timeout=5)
+    assert answer.status_code == 400 and "interval" in answer.text
+
+
 def test_the_load_generator_reads_every_node_event():
     need("node", "nodejs")
     with spawn_node_clock() as node:

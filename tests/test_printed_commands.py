@@ -27,6 +27,7 @@ import requests
 
 from lessons import lesson_names, load_lesson, load_lessons, spawn_course
 from lessons.index_page import curl_commands
+from streamlib.sse import parse_events
 from tests.real_programs import need
 
 pytestmark = pytest.mark.live
@@ -138,16 +139,9 @@ class Curl:
         return Output(pieces, process.returncode)
 
 
-def sse_events(body: bytes) -> list[dict[str, str]]:
-    """The events of an SSE body, each as its fields (comments left out)."""
-    events = []
-    for block in body.decode().split("\n\n"):
-        fields = dict(
-            line.split(": ", 1) for line in block.splitlines() if ": " in line and line[0] != ":"
-        )
-        if fields:
-            events.append(fields)
-    return events
+def sse_events(body: bytes) -> list:
+    """The events an EventSource would dispatch from ``body`` (``streamlib.sse``)."""
+    return list(parse_events([body]))
 
 
 # The checks, one per printed command: each runs it and asserts what its comment says.
@@ -221,7 +215,7 @@ def http10_has_no_framing_and_ends_at_close(curl: Curl, command: str) -> None:
 
 def five_events_a_second_apart(curl: Curl, command: str) -> None:
     output = curl.run(command)
-    ids = [int(event["id"]) for event in sse_events(output.body) if "id" in event]
+    ids = [int(event.id) for event in sse_events(output.body)]
     assert len(ids) == 5 and ids == list(range(ids[0], ids[0] + 5))
     spread = output.arrival_of(f"id: {ids[-1]}".encode()) - output.arrival_of(
         f"id: {ids[0]}".encode()
@@ -236,7 +230,7 @@ def heartbeats_between_events(curl: Curl, command: str) -> None:
 
 
 def too_old_an_id_starts_fresh(curl: Curl, command: str) -> None:
-    ids = [int(event["id"]) for event in sse_events(curl.run(command).body) if "id" in event]
+    ids = [int(event.id) for event in sse_events(curl.run(command).body)]
     assert len(ids) == 3 and ids[0] > 1_000_000, f"not a replay from event 2: {ids}"
 
 
@@ -267,13 +261,13 @@ def leaves_the_array_unclosed(curl: Curl, command: str) -> None:
 
 def chat_streams_deltas_then_done(curl: Curl, command: str) -> None:
     output = curl.run(command)
-    data = [event["data"] for event in sse_events(output.body)]
+    data = [event.data for event in sse_events(output.body)]
     assert data[-1] == "[DONE]" and all("delta" in json.loads(item) for item in data[:-1])
     assert output.arrival_of(b"[DONE]") - output.arrival_of(b'"delta"') > 0.5, "not streamed"
 
 
 def completion_chunks_then_done(curl: Curl, command: str) -> None:
-    data = [event["data"] for event in sse_events(curl.run(command).body)]
+    data = [event.data for event in sse_events(curl.run(command).body)]
     assert data[-1] == "[DONE]"
     chunks = [json.loads(item) for item in data[:-1]]
     assert {chunk["object"] for chunk in chunks} == {"chat.completion.chunk"}
