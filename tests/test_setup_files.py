@@ -142,3 +142,23 @@ def test_pyproject_names_its_license_the_current_way():
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["license"] == "MIT"
+
+
+def test_the_graders_run_on_the_lessons_install_without_pytest_xdist():
+    """pytest's settings must name no option of a plugin that requirements-lessons.txt
+    leaves out: an ``addopts`` of ``--dist`` stopped every grader there with 'unrecognized
+    arguments'."""
+    import subprocess
+    import sys
+
+    collected = subprocess.run(
+        [
+            *(sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "no:cacheprovider"),
+            *("--collect-only", "-q", "exercises/test_01_buffered_vs_streamed.py"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert collected.returncode == 0, collected.stdout[-1000:] + collected.stderr[-1000:]
