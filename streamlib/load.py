@@ -1,12 +1,14 @@
 """Open many event streams at once and measure how each event was delivered.
 
 A fan-out benchmark needs thousands of clients that cost the load generator as little as
-possible, or it measures itself instead of the server. So each client is an asyncio
-``Protocol`` (no thread, no coroutine per read), many share one event loop, and the
-clients are split over several processes. Every client reads the course's SSE clock
-(lesson 04), whose events carry the time they were due, ``{"time": <ms since epoch>}``,
-or lesson 08's broadcast, whose messages carry when the server accepted them (``"sent"``):
-an event's delivery latency is when it arrived minus that time.
+possible, or it measures itself instead of the server. So each client is a bare
+non-blocking socket that an asyncio event loop watches (no thread, no coroutine per read),
+many share one loop, and the clients are split over several processes. Every client reads
+the course's SSE clock (lesson 04), whose events carry the time they were due,
+``{"time": <ms since epoch>}``, or lesson 08's broadcast, whose messages carry when the
+server accepted them (``"sent"``): an event's delivery latency is when it arrived minus
+that time. *When it arrived* is the kernel's receive stamp where there is one (Linux): the
+moment the bytes reached this machine, however long they then waited for a busy client.
 
 The requests are HTTP/1.0, so that the body comes as the server wrote it, with no chunk
 framing for the client to undo: the server's work per event is the same, less a few bytes
@@ -15,6 +17,9 @@ of chunk header. Only loopback addresses are accepted: this is for one machine's
 
 import asyncio
 import re
+import socket
+import struct
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -67,8 +72,30 @@ class CrowdResult:
         return [ms for client in self.clients for ms in client.latencies_ms]
 
 
-class _StreamClient(asyncio.Protocol):
-    """One client: sends the request, then finds each complete event's time stamp.
+# Linux stamps each received packet with the time it reached this machine's TCP stack when a
+# socket asks (SO_TIMESTAMPNS; Python's socket module does not name the option). On
+# loopback that is the moment the server's send() ran.
+SO_TIMESTAMPNS = 35
+KERNEL_STAMPS = sys.platform == "linux"
+STAMP_SPACE = socket.CMSG_SPACE(16) if KERNEL_STAMPS else 0  # one struct timespec
+
+
+def arrival_time(ancillary: list[tuple[int, int, bytes]]) -> float:
+    """When the bytes of a ``recvmsg`` arrived: the kernel's stamp if there is one, else now.
+
+    The stamp is what makes a busy load generator harmless: an event that waits in the
+    socket while the client reads others still counts from when it arrived, not from
+    when the client got round to it.
+    """
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
+            seconds, nanoseconds = struct.unpack("qq", data[:16])
+            return seconds + nanoseconds / 1e9
+    return time.time()
+
+
+class _StreamClient:
+    """One client's parsing: finds each complete event's time stamp in what it reads.
 
     Not with the course's SSE decoder: at 100,000 events a second, decoding each line in
     Python (4 us an event) would be most of what the run measures. One regular expression
@@ -77,25 +104,19 @@ class _StreamClient(asyncio.Protocol):
 
     def __init__(
         self,
-        request: bytes,
         result: ClientResult,
         window: tuple[float, float],
         sent_at: float,
-        done: asyncio.Future,
         time_field: str,
     ) -> None:
-        self.request, self.result, self.window = request, result, window
+        self.result, self.window = result, window
         self.stamp = re.compile(rb'^data: .*"%s": (\d+)' % time_field.encode(), re.MULTILINE)
-        self.sent_at, self.done = sent_at, done
+        self.sent_at = sent_at
         self.pending = b""
         self.in_body = False
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.result.connected = True
-        transport.write(self.request)  # type: ignore[attr-defined]
-
-    def data_received(self, data: bytes) -> None:
-        arrived = time.time()
+    def data_received(self, data: bytes, arrived: float) -> None:
+        """Take the bytes of one read, which arrived at ``arrived`` (seconds since the epoch)."""
         self.pending += data
         if not self.in_body:
             head_end = self.pending.find(b"\r\n\r\n")
@@ -113,10 +134,6 @@ class _StreamClient(asyncio.Protocol):
             if self.window[0] <= due < self.window[1]:
                 self.result.latencies_ms.append((arrived - due) * 1000)
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.done.done():
-            self.done.set_result(None)
-
 
 async def _run_clients(
     host: str,
@@ -128,30 +145,50 @@ async def _run_clients(
     time_field: str,
 ) -> tuple[list[ClientResult], float]:
     """Run ``count`` clients; return what each saw, and this process's CPU seconds during
-    the window."""
+    the window.
+
+    Each client is a non-blocking socket watched by the event loop (``add_reader``): no
+    coroutine, no transport, no buffer copy between the read and the parse.
+    """
     loop = asyncio.get_running_loop()
     request = f"GET {path} HTTP/1.0\r\nHost: {host}:{port}\r\n\r\n".encode()
     results = [ClientResult() for _ in range(count)]
-    transports = []
+    sockets: list[socket.socket] = []
 
     async def one(n: int) -> None:
         await asyncio.sleep(ramp * n / max(count, 1))
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        sock.setblocking(False)
+        sockets.append(sock)
+        if KERNEL_STAMPS:
+            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        client = _StreamClient(results[n], window, time.time(), time_field)
         done = loop.create_future()
         try:
-            transport, _ = await asyncio.wait_for(
-                loop.create_connection(
-                    lambda: _StreamClient(
-                        request, results[n], window, time.time(), done, time_field
-                    ),
-                    host,
-                    port,
-                ),
-                timeout=max(1.0, window[1] - time.time()),
+            await asyncio.wait_for(
+                loop.sock_connect(sock, (host, port)), timeout=max(1.0, window[1] - time.time())
             )
+            await loop.sock_sendall(sock, request)
         except (OSError, TimeoutError) as error:
             results[n].error = f"{type(error).__name__}: {error}"
             return
-        transports.append(transport)
+        results[n].connected = True
+
+        def read() -> None:
+            try:
+                data, ancillary, _, _ = sock.recvmsg(65536, STAMP_SPACE)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if data:
+                client.data_received(data, arrival_time(ancillary))
+            else:  # the server closed the stream, or the connection broke
+                loop.remove_reader(sock)
+                if not done.done():
+                    done.set_result(None)
+
+        loop.add_reader(sock, read)
         await asyncio.wait([done], timeout=max(0.0, window[1] + 1 - time.time()))
 
     cpu_at: dict[str, float] = {}  # this process's CPU seconds at the window's edges
@@ -164,8 +201,10 @@ async def _run_clients(
     try:
         await asyncio.gather(*(one(n) for n in range(count)))
     finally:
-        for transport in transports:
-            transport.close()
+        for sock in sockets:
+            if sock.fileno() >= 0:
+                loop.remove_reader(sock)
+            sock.close()
     now = time.process_time()  # (no window edge if every client failed before it)
     return results, cpu_at.get("end", now) - cpu_at.get("start", now)
 

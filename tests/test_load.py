@@ -1,27 +1,33 @@
 """streamlib.load: the lean SSE clients of the fan-out benchmarks count every event once,
 however the server's writes are cut into reads."""
 
-import asyncio
 import json
+import socket
+import struct
+import time
 
 import pytest
 
-from streamlib.load import ClientResult, CrowdResult, _StreamClient, crowd
+from streamlib.load import (
+    KERNEL_STAMPS,
+    SO_TIMESTAMPNS,
+    ClientResult,
+    CrowdResult,
+    _StreamClient,
+    arrival_time,
+    crowd,
+)
 from streamlib.sse import format_event
 
 HEAD = b"HTTP/1.0 200 OK\r\nContent-Type: text/event-stream\r\n\r\n"
 
 
 def feed(pieces: list[bytes], time_field: str, window: tuple[float, float]) -> ClientResult:
-    loop = asyncio.new_event_loop()
-    try:
-        result = ClientResult()
-        client = _StreamClient(b"", result, window, 0.0, loop.create_future(), time_field)
-        for piece in pieces:
-            client.data_received(piece)
-        return result
-    finally:
-        loop.close()
+    result = ClientResult()
+    client = _StreamClient(result, window, 0.0, time_field)
+    for piece in pieces:
+        client.data_received(piece, arrived=10.0)
+    return result
 
 
 def test_every_stamp_in_the_window_is_counted_once_whatever_the_cuts():
@@ -36,10 +42,33 @@ def test_every_stamp_in_the_window_is_counted_once_whatever_the_cuts():
     assert result.first_event_after is not None
 
 
-def test_the_clock_field_is_read_by_default_name():
+def test_latency_counts_from_the_arrival_time_given():
     event = format_event(json.dumps({"time": 1500}), id="1")
     result = feed([HEAD, event[:5], event[5:]], "time", window=(1.0, 2.0))
-    assert len(result.latencies_ms) == 1
+    assert result.latencies_ms == [pytest.approx(8500.0)]  # arrived at 10.0 s, due at 1.5 s
+
+
+@pytest.mark.skipif(not KERNEL_STAMPS, reason="kernel receive stamps are Linux's")
+def test_arrival_is_when_the_kernel_received_not_when_the_client_read():
+    listener = socket.create_server(("127.0.0.1", 0))
+    with listener, socket.create_connection(listener.getsockname()) as client:
+        client.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        server, _ = listener.accept()
+        with server:
+            before_send = time.time()
+            server.sendall(b"data\n\n")  # on loopback, the kernel stamps it during the send
+            after_send = time.time()
+            time.sleep(0.3)  # a busy client: it reads late
+            _, ancillary, _, _ = client.recvmsg(100, socket.CMSG_SPACE(16))
+            read = time.time()
+    arrived = arrival_time(ancillary)
+    assert before_send - 0.001 <= arrived <= after_send + 0.001
+    assert read - arrived >= 0.29
+
+
+def test_without_a_kernel_stamp_arrival_is_now():
+    other = [(socket.SOL_SOCKET, SO_TIMESTAMPNS + 1, struct.pack("qq", 1, 0))]
+    assert abs(arrival_time(other) - time.time()) < 1.0
 
 
 def test_served_counts_clients_with_every_expected_event():
