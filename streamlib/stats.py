@@ -8,9 +8,7 @@ closed is a leak, and ``open`` shows it.
 
 import threading
 from collections import Counter
-from collections.abc import Iterable
-
-from werkzeug.wsgi import ClosingIterator
+from collections.abc import Callable, Iterable, Iterator
 
 
 class StreamStats:
@@ -40,11 +38,11 @@ class StreamStats:
         iterable: the app's response body.
         environ: the request's environ, to recognise the server's own file wrapper.
 
-        The wrapper is werkzeug's ``ClosingIterator``: its ``close()`` first calls the
-        iterable's own ``close()`` (so a generator's ``finally`` runs), then counts the
-        stream as closed. The wrapper is a class, not a generator, on purpose: a
-        generator that has not started yet ignores ``close()``, so a generator wrapper
-        would never close a stream whose client left before the first chunk.
+        The wrapper's ``close()`` first calls the iterable's own ``close()`` (so a
+        generator's ``finally`` runs), then counts the stream as closed. The wrapper is a
+        class, not a generator, on purpose: a generator that has not started yet ignores
+        ``close()``, so a generator wrapper would never close a stream whose client left
+        before the first chunk.
 
         A ``wsgi.file_wrapper`` body is not wrapped: the server checks that the body *is*
         its wrapper before it uses ``sendfile``. Its ``close`` is replaced instead.
@@ -63,7 +61,7 @@ class StreamStats:
 
             iterable.close = close  # type: ignore[attr-defined]
             return iterable
-        return ClosingIterator(iterable, lambda: self._count_closed(route))
+        return _Closing(iterable, lambda: self._count_closed(route))
 
     def add(self, route: str, counter: str, amount: int = 1) -> None:
         """Add ``amount`` to a route's own counter, e.g. ``add("/chat", "tokens_generated")``.
@@ -99,3 +97,31 @@ class StreamStats:
             "streams_closed": sum(r["streams_closed"] for r in routes.values()),
             "routes": routes,
         }
+
+
+class _Closing:
+    """``iterable`` as the server sees it, with ``then`` called once when it is closed.
+
+    Iterating it iterates ``iterable`` itself: ``__iter__`` hands the server the app's own
+    iterator, so a chunk costs no call through this wrapper (werkzeug's ``ClosingIterator``
+    adds one per chunk, which a stream sending to thousands of clients pays thousands of
+    times a tick; lesson 07's "where the microseconds go" has the figure).
+    """
+
+    def __init__(self, iterable: Iterable[bytes], then: Callable[[], None]) -> None:
+        self._iterable = iterable
+        self._then: Callable[[], None] | None = then
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._iterable)
+
+    def close(self) -> None:
+        then, self._then = self._then, None
+        if then is None:
+            return  # closed already
+        try:
+            close = getattr(self._iterable, "close", None)
+            if close is not None:
+                close()
+        finally:
+            then()
