@@ -94,6 +94,15 @@ def first_event_id(last_event_id: str | None, now: float, interval: float) -> in
     return after
 
 
+def clock_event(n: int, interval: float) -> bytes:
+    """Event ``n`` of the clock: id n, and as data the time it is due, ``{"time": <ms>}``.
+
+    >>> clock_event(3, 0.5)
+    b'id: 3\\ndata: {"time": 1500}\\n\\n'
+    """
+    return format_event(json.dumps({"time": round(n * interval * 1000)}), id=str(n))
+
+
 def clock_events(
     first_id: int,
     count: int | None,
@@ -122,7 +131,7 @@ def clock_events(
                 yield None  # nothing for a heartbeat's length: event_stream sends a comment
             else:
                 sleep(wait)
-        yield format_event(json.dumps({"time": round(due * 1000)}), id=str(n))
+        yield clock_event(n, interval)
         n += 1
 
 
