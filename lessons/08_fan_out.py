@@ -76,6 +76,7 @@ from streamlib import float_param
 from streamlib.bodies import read_json
 from streamlib.broadcast import (
     STREAM,
+    Batch,
     Broadcast,
     Message,
     encode,
@@ -212,18 +213,23 @@ def room_events(
 
 
 def _catch_up_then_follow(
-    backlog: list[Message], live: Iterator[list[Message]], after: str | None
+    backlog: list[Message], live: Iterator[Batch], after: str | None
 ) -> Iterator[bytes | None]:
     if backlog:
         yield b"".join(encode(message) for message in backlog)
         after = next((m.id for m in reversed(backlog) if m.id), after)
     for batch in live:
-        fresh = [m for m in batch if not m.id or after is None or is_later(m.id, after)]
-        if not fresh:
+        ids = [m.id for m in batch.messages if m.id]
+        if after is None or not ids or is_later(ids[0], after):
+            fresh = batch  # the usual case: all of it is new to this client
+        else:  # just after a resume: leave out what the client has already
+            kept = [m for m in batch.messages if not m.id or is_later(m.id, after)]
+            fresh = Batch(kept, b"".join(encode(message) for message in kept))
+        if not fresh.messages:
             yield None  # nothing for a heartbeat's length (or only what was sent already)
             continue
-        after = next((m.id for m in reversed(fresh) if m.id), after)
-        yield b"".join(encode(message) for message in fresh)
+        after = next((m.id for m in reversed(fresh.messages) if m.id), after)
+        yield fresh.encoded
 
 
 def _ask_the_broker(client: Any, last_event_id: str) -> tuple[list[Message], str | None]:

@@ -29,16 +29,26 @@ def test_follow_yields_what_is_added_after_it_was_called_in_batches():
     live = room.follow(heartbeat=5)  # its place is taken here, not at the first next()
     room.add(Message("2", "a"))
     room.add(Message("3", "b"))
-    assert [m.id for m in next(live)] == ["2", "3"]
+    batch = next(live)
+    assert [m.id for m in batch.messages] == ["2", "3"]
+    assert batch.encoded == b"id: 2\ndata: a\n\nid: 3\ndata: b\n\n"
     room.add(Message("4", "c"))
-    assert [m.id for m in next(live)] == ["4"]
+    assert [m.id for m in next(live).messages] == ["4"]
+
+
+def test_clients_woken_together_share_one_batch_encoded_once():
+    room = Broadcast()
+    first, second = room.follow(heartbeat=5), room.follow(heartbeat=5)
+    room.add(Message("1", "a"))
+    room.add(Message("2", "b"))
+    assert next(first) is next(second)
 
 
 def test_follow_yields_an_empty_batch_after_a_quiet_heartbeat():
     room = Broadcast()
     live = room.follow(heartbeat=0.05)
     started = time.monotonic()
-    assert next(live) == []
+    assert next(live).messages == []
     assert time.monotonic() - started >= 0.04
 
 
@@ -47,7 +57,7 @@ def test_a_client_more_than_keep_behind_gets_the_newest_keep():
     live = room.follow(heartbeat=5)
     for n in range(5):
         room.add(Message(str(n), "x"))
-    assert [m.id for m in next(live)] == ["2", "3", "4"]
+    assert [m.id for m in next(live).messages] == ["2", "3", "4"]
 
 
 def test_messages_after_an_id_held_or_none():
@@ -261,7 +271,7 @@ def test_pubsub_forgets_what_a_reconnecting_subscriber_missed_a_stream_relay_doe
     relayed = []
     deadline = time.monotonic() + 5
     while len(relayed) < 5 and time.monotonic() < deadline:
-        relayed += [m.data for m in next(live) if m.event == "message"]
+        relayed += [m.data for m in next(live).messages if m.event == "message"]
     stop.set()
     assert [m for m in heard if m] == [], "pub/sub kept nothing for the absent subscriber"
     assert relayed == [f"m{n}" for n in range(5)], "the stream relay resumed after its last id"
@@ -348,7 +358,7 @@ def test_the_relay_starts_after_the_id_it_is_given_not_when_its_thread_first_run
     relayed: list[str] = []
     deadline = time.monotonic() + 5
     while len(relayed) < 1 and time.monotonic() < deadline:
-        relayed += [m.data for m in next(live) if m.event == "message"]
+        relayed += [m.data for m in next(live).messages if m.event == "message"]
     stop.set()
     assert relayed == ["early"]
 
