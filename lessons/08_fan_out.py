@@ -1,8 +1,8 @@
 """Lesson 08: fan-out beyond one process. A broadcast every worker serves, through Redis.
 
 **The bug.** A broadcast (a chat room, a live log) keeps its messages in the process and
-wakes every waiting client when one comes (``streamlib.broadcast.Broadcast``: a log and a
-condition). It works on the dev server. Under ``gunicorn --workers 2`` it quietly breaks: a
+wakes every waiting client when one comes (``streamlib.broadcast.Broadcast``: a log and an
+event). It works on the dev server. Under ``gunicorn --workers 2`` it quietly breaks: a
 message is posted to *one* worker, and the clients connected to the other never see it.
 A client misses every message posted to a worker other than its own (in three runs of
 20 messages over two workers, 39% to 76% of the deliveries were lost, depending on how

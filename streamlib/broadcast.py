@@ -1,7 +1,8 @@
 """Broadcast messages to every client: within one process, and across processes with Redis.
 
 A broadcast (a chat room, a live log) sends every message to every client. Within one
-process that takes a log of recent messages and a condition to wait on: :class:`Broadcast`.
+process that takes a log of recent messages and a way to wake every waiting client at once:
+:class:`Broadcast`.
 But a gunicorn server runs several worker processes, and a message posted to one worker
 never reaches the clients of another. So the messages go through a broker that every
 process reads: :func:`publish` appends each to a Redis Stream, and :func:`relay`, one
@@ -82,9 +83,9 @@ class Broadcast:
         self._lock = threading.Lock()
         self._count = 0  # messages ever added here: a client's place is a count
         # Set by the next add, which puts a fresh one in its place. One event for every
-        # waiter, not a Condition: under gevent, waking 2,000 waiters took 8 us each
-        # with an Event and 27 us each with Condition.notify_all (lesson 07's
-        # "where the microseconds go"; streamlib.ticker does the same for a clock).
+        # waiter, not a Condition: under gevent, waking 1,000 waiters took 7 us each with
+        # an Event, 20 us with Condition.notify_all (bench/results, lesson 07's "where
+        # the microseconds go"; streamlib.ticker does the same for a clock).
         self._next_add = threading.Event()
         self._batches_made: dict[tuple[int, int], Batch] = {}  # (from, to) count -> batch
 
