@@ -69,6 +69,39 @@ files go through Python), and CPU-bound work in a handler stalls every stream of
 worker. Behind nginx, serving files, or running CPU-heavy handlers, gthread is the safer
 choice: ``--worker-class gthread``.
 
+**Where the microseconds go.** Every client's event is due at the same instant, so each
+tick is a burst: the worker sends the event to its streams one after another, and the last
+waits for all the others. The p99 is about the clients times what one event to one client
+costs. Measured against Node with the tutorial's pattern (a timer per connection, the same
+bytes), one core each, taking turns (``bench/results``, lesson 07): at 5,000 clients Node's
+p99 was 137 ms and one gevent worker's 430 ms; at 10,000 the worker no longer kept up
+(8,836 of its clients got every event; Node served all). ``bench.microseconds`` times
+each step of one event to one client on its own (µs, on the same machine):
+
+=============================================  =====
+wake the stream: its own timer (lesson 04)      8.4
+wake it: one ``threading.Condition``           18.7
+wake it: one shared ``threading.Event``         7.1
+encode the event for this stream                8.2
+take it from a cache, encoded once              0.34
+a wrapper around the body, per chunk            0.17
+gunicorn's chunked write, gevent's sendall     16.2
+... of which the kernel's ``send``              9.8
+=============================================  =====
+
+What an app can take off, ``/shared-events`` takes: lesson 04's clock with one
+``streamlib.ticker.Ticker`` that wakes every stream of the process with one event, and
+each event encoded once (``functools.lru_cache``), with the same bytes, ids and heartbeats:
+p99 320 ms at 5,000 clients, 2.3 times Node's. Lesson 08's broadcast does the same (an
+event, not a ``Condition``, and each batch encoded once for every client it wakes). Copy
+that into an app whose streams send the same events. The rest belongs to the server: a
+greenlet switch into each stream and out again, and the write path, where gevent's
+``sendall`` also asks the kernel for the socket's buffer size before every write
+(``strace -c -p`` on the worker: one ``getsockopt`` per ``sendto``). It is not CPython:
+``bench.one_loop``, one loop that sends each event to every socket with no WSGI, beat Node
+(p99 0.57 times Node's at 5,000 clients, memory per connection 0.56 times). A WSGI app
+cannot take that path without taking the socket from its server, so the course does not.
+
 **Shutdown.** On SIGTERM (a deploy, a scale-down) gunicorn stops accepting, lets open
 requests finish for ``--graceful-timeout`` seconds, then kills the workers. A stream never
 finishes by itself, so every deploy waits the full time and then cuts every stream anyway:
@@ -141,7 +174,9 @@ Notebook: ``notebooks/07_production.ipynb``. Exercise: ``exercises/07_production
 (a ``gunicorn.conf.py`` that holds 200 streams).
 """
 
+import time
 from collections.abc import Callable, Iterable, Iterator
+from functools import lru_cache
 
 from werkzeug.exceptions import BadRequest
 from werkzeug.wrappers import Request
@@ -152,6 +187,8 @@ from lessons.course import Lesson, Route
 from streamlib import float_param, int_param
 from streamlib.compress import gzip_responses
 from streamlib.params import check_duration
+from streamlib.sse import event_stream
+from streamlib.ticker import Ticker
 
 manual_chunks = load_lesson("03_manual_chunks")
 server_sent_events = load_lesson("04_server_sent_events")
@@ -175,6 +212,55 @@ def serve_proxy_ticks(environ: dict, start_response: Callable) -> Iterator[bytes
         headers.append(("X-Accel-Buffering", accel))
     start_response("200 OK", headers)
     return manual_chunks.ticks(count, interval)
+
+
+# One ticker for every stream of this process, and each event encoded once for all of them:
+# the cache holds the last few, which is all that the streams of one tick ask for.
+ONE_SECOND = Ticker(interval=1.0)
+shared_clock_event = lru_cache(maxsize=64)(server_sent_events.clock_event)
+
+
+def shared_clock_events(
+    ticker: Ticker, first_id: int, count: int | None, heartbeat: float
+) -> Iterator[bytes | None]:
+    """Lesson 04's clock events from ``first_id``, each when ``ticker`` says it is due.
+
+    The same events, ids and heartbeats (None after ``heartbeat`` s without a tick) as
+    ``clock_events``, but no timer of its own: every stream waits on the one ticker, and
+    gets bytes that the first stream to send them encoded.
+    """
+    last = None if count is None else first_id + count
+    n = first_id
+    with ticker.listening():
+        while last is None or n < last:
+            if n <= ticker.latest():  # due: at once (a resumed stream catches up here)
+                yield shared_clock_event(n, ticker.interval)
+                n += 1
+            elif not ticker.wait_after(n - 1, timeout=heartbeat):
+                yield None
+
+
+def serve_shared_events(environ: dict, start_response: Callable) -> Iterator[bytes]:
+    """``GET /shared-events?count=&heartbeat=15&retry=1000``: the SSE clock, once a second,
+    every stream of the process on one ticker. The parameters are ``/events``'."""
+    args = Request(environ).args
+    count = None  # endless, as /events without a count
+    if args.get("count"):
+        count = int_param(args, "count", -1, 0, server_sent_events.MAX_COUNT)
+    heartbeat = float_param(args, "heartbeat", 15.0, 0.1, 300.0)
+    retry = int_param(args, "retry", 1000, 0, 600_000)
+    first = server_sent_events.first_event_id(
+        environ.get("HTTP_LAST_EVENT_ID"), time.time(), ONE_SECOND.interval
+    )
+    start_response(
+        "200 OK",
+        [
+            ("Content-Type", "text/event-stream"),
+            ("Cache-Control", "no-cache"),
+            ("X-Accel-Buffering", "no"),
+        ],
+    )
+    return event_stream(shared_clock_events(ONE_SECOND, first, count, heartbeat), retry=retry)
 
 
 # Lesson 04's SSE clock behind the compression middleware, configured three ways.
@@ -260,6 +346,13 @@ LESSON = Lesson(
             "/gzip-events?mode=naive&count=5&interval=1",
             limits="as /events: endless on purpose without count",
             curl_flags="--compressed",  # without it curl asks for no gzip, and nothing is held
+        ),
+        Route(
+            "/shared-events",
+            serve_shared_events,
+            "the SSE clock at scale: once a second, one ticker for every stream",
+            "/shared-events?count=3",
+            limits="as /events: endless on purpose without count",
         ),
     ),
 )

@@ -422,3 +422,67 @@ def test_a_gzipped_endless_stream_ends_when_its_client_leaves(course_process_gzi
             break
         time.sleep(0.1)
     assert stats["open_streams"] == 0 and stats["streams_closed"] > before, stats
+
+
+def shared_events_read(course_app, query: str, pieces: int, headers=None) -> list[tuple]:
+    """(piece, when it came) for the first ``pieces`` pieces of ``/shared-events?query``."""
+    response = call_app(course_app, "/shared-events?" + query, headers=headers)
+    seen = []
+    try:
+        while len(seen) < pieces:
+            seen.append((response.next_piece(), time.time()))
+    except StopIteration:
+        pass
+    finally:
+        response.close()
+    return seen
+
+
+def test_shared_events_sends_lesson_04s_events_to_every_stream_from_one_ticker(course_app, stats):
+    """Twenty streams on one ticker: each gets lesson 04's bytes for the same ids, none
+    before its event is due, and once they close nobody listens and the thread stops."""
+    clock_event = load_lesson("04_server_sent_events").clock_event
+    results: list[list[tuple]] = []
+    readers = [
+        threading.Thread(
+            target=lambda: results.append(shared_events_read(course_app, "count=2", 10))
+        )
+        for _ in range(20)
+    ]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join(10)
+    assert len(results) == 20
+    ids = set()
+    for seen in results:
+        hello, *events = seen
+        assert hello[0].startswith(b": connected") and len(events) == 2
+        first = int(events[0][0].split(b"\n")[0].removeprefix(b"id: "))
+        ids.add(first)
+        for n, (piece, arrived) in enumerate(events, start=first):
+            assert piece == clock_event(n, 1.0)
+            assert arrived >= n  # event n is due n seconds after the epoch: never early
+    assert len(ids) <= 2  # started together: the same first id (two, if a second turned)
+    assert stats.snapshot()["open_streams"] == 0
+    assert production.ONE_SECOND._listeners == 0
+
+
+def test_shared_events_resume_after_last_event_id_and_beat_when_idle(course_app):
+    now = int(time.time())
+    resumed = shared_events_read(
+        course_app, "count=3&heartbeat=0.2", 4, headers={"Last-Event-ID": str(now - 5)}
+    )
+    assert [piece.split(b"\n")[0] for piece, _ in resumed[1:]] == [
+        f"id: {n}".encode() for n in range(now - 4, now - 1)
+    ]  # missed events at once, in order
+    beating = shared_events_read(course_app, "heartbeat=0.2", 8)
+    assert any(piece == b": heartbeat\n\n" for piece, _ in beating)  # 0.2 s between ticks
+
+
+def test_shared_events_serve_every_client_of_a_gevent_worker():
+    with gunicorn("--worker-class", "gevent", "--worker-connections", "600") as server:
+        result = crowd(server.url + "/shared-events", 500, window=2, ramp=0.5)
+        stats = requests.get(server.url + "/stats", timeout=5).json()
+    assert result.served() == 500, [c.error for c in result.clients if c.error][:3]
+    assert stats["routes"]["/shared-events"]["streams_started"] == 500
