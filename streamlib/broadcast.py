@@ -84,7 +84,7 @@ class Broadcast:
         self._count = 0  # messages ever added here: a client's place is a count
         # Set by the next add, which puts a fresh one in its place. One event for every
         # waiter, not a Condition: under gevent, waking 1,000 waiters took 7 us each with
-        # an Event, 20 us with Condition.notify_all (bench/results, lesson 07's "where
+        # an Event, 19 us with Condition.notify_all (bench/results, lesson 07's "where
         # the microseconds go"; streamlib.ticker does the same for a clock).
         self._next_add = threading.Event()
         self._batches_made: dict[tuple[int, int], Batch] = {}  # (from, to) count -> batch
