@@ -102,6 +102,7 @@ def measure(flags: tuple[str, ...], clients: int, rate: float, window: float) ->
         "p50": quantiles[49],
         "p99": quantiles[98],
         "cpu": cpu / total * 100,
+        "client_cores": result.client_cores_used(),
     }
 
 

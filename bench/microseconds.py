@@ -90,6 +90,11 @@ def one_shared_event(tick: dict, n: int) -> None:
     tick["event"].wait()
 
 
+def one_shared_event_with_a_timeout(tick: dict, n: int) -> None:
+    """The same, waiting at most a heartbeat: ``wait(timeout)`` starts and stops a timer."""
+    tick["event"].wait(15.0)
+
+
 def per_call(function: Callable[[], object], calls: int = 20_000) -> float:
     """µs per call of ``function``."""
     start = time.perf_counter()
@@ -144,6 +149,11 @@ def measure() -> list[tuple[str, str, float]]:
         ("wake", "a timer per stream (lesson 04)", lambda: wake(CLIENTS, a_timer_each)),
         ("wake", "one threading.Condition, notify_all", lambda: wake(CLIENTS, a_condition)),
         ("wake", "one shared event (Ticker)", lambda: wake(CLIENTS, one_shared_event)),
+        (
+            "wake",
+            "one shared event, waited with a timeout",
+            lambda: wake(CLIENTS, one_shared_event_with_a_timeout),
+        ),
         ("encode", "per stream: json.dumps + format_event", lambda: per_call(new_event)),
         ("encode", "once: an lru_cache hit", lambda: per_call(lambda: cached(N, 1.0))),
         ("layers", "werkzeug ClosingIterator", lambda: beyond_plain(closing)),

@@ -231,12 +231,15 @@ def shared_clock_events(
     """
     last = None if count is None else first_id + count
     n = first_id
+    # A tick comes every interval, so a heartbeat that long never comes due: then wait
+    # with no timeout, as a timeout is a timer per stream per wait (bench.microseconds).
+    timeout = heartbeat if heartbeat < ticker.interval else None
     with ticker.listening():
         while last is None or n < last:
             if n <= ticker.latest():  # due: at once (a resumed stream catches up here)
                 yield shared_clock_event(n, ticker.interval)
                 n += 1
-            elif not ticker.wait_after(n - 1, timeout=heartbeat):
+            elif not ticker.wait_after(n - 1, timeout):
                 yield None
 
 

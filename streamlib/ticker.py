@@ -19,7 +19,7 @@ that ends, however it ends, stops counting.
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 
@@ -28,10 +28,13 @@ class Ticker:
 
     interval: seconds between ticks. Tick numbers are those of lesson 04's clock, so
     tick n is when event n is due.
+    on_tick: called in the ticker's thread after each tick's waiters are woken, for whoever
+        keeps waiters of their own (lesson 08's broadcast wakes its followers).
     """
 
-    def __init__(self, interval: float) -> None:
+    def __init__(self, interval: float, on_tick: Callable[[], None] | None = None) -> None:
         self.interval = interval
+        self.on_tick = on_tick
         self._lock = threading.Lock()
         self._listeners = 0
         self._running = False  # whether the thread runs (it may outlive the last listener)
@@ -46,11 +49,13 @@ class Ticker:
         """The number of the last tick (the last event due)."""
         return self._state[0]
 
-    def wait_after(self, tick: int, timeout: float) -> bool:
+    def wait_after(self, tick: int, timeout: float | None) -> bool:
         """Wait until a tick later than ``tick``: True once there is one, False on timeout.
 
         Returns at once if there already is one. The event is taken with the number, so a
-        tick that comes between this check and the wait still wakes this waiter.
+        tick that comes between this check and the wait still wakes this waiter. With
+        ``timeout`` None it waits for the tick however long: no timer of its own, which
+        with thousands of waiters is what a wake-up costs most (lesson 07).
         """
         latest, next_tick = self._state
         return latest > tick or next_tick.wait(timeout)
@@ -83,3 +88,5 @@ class Ticker:
                 # a late wake-up (a busy or suspended process) jumps to the last tick due
                 self._state = (max(tick + 1, self._last_due()), threading.Event())
             woken.set()  # after the swap: a waiter woken now finds the new tick
+            if self.on_tick is not None:
+                self.on_tick()

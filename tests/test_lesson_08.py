@@ -52,6 +52,23 @@ def test_follow_yields_an_empty_batch_after_a_quiet_heartbeat():
     assert time.monotonic() - started >= 0.04
 
 
+def test_a_heartbeat_longer_than_the_pulse_is_counted_from_pulses_not_a_timer():
+    room = Broadcast(pulse=0.05)
+    live = room.follow(heartbeat=0.3)  # woken by some five pulses, yields after the sixth
+    before = set(threading.enumerate())
+    started = time.monotonic()
+    assert next(live).messages == []
+    [pulse] = [thread for thread in threading.enumerate() if thread not in before]
+    assert 0.3 <= time.monotonic() - started < 0.6
+    room.add(Message("1", "a"))  # a message still comes at once, between pulses
+    started = time.monotonic()
+    assert [m.id for m in next(live).messages] == ["1"]
+    assert time.monotonic() - started < 0.05
+    live.close()  # its pulse stops with its last follower
+    pulse.join(1.0)
+    assert not pulse.is_alive()
+
+
 def test_a_client_more_than_keep_behind_gets_the_newest_keep():
     room = Broadcast(keep=3)
     live = room.follow(heartbeat=5)

@@ -41,6 +41,21 @@ def test_one_tick_wakes_every_waiter():
         assert woken == [True] * 50 and ticker.latest() == start + 1
 
 
+def test_without_a_timeout_a_waiter_waits_for_the_tick_however_long():
+    ticker = Ticker(interval=0.3)
+    woken = []
+    with ticker.listening():
+        start = ticker.latest()
+        waiter = threading.Thread(
+            target=lambda: woken.append((ticker.wait_after(start, None), time.time()))
+        )
+        waiter.start()
+        waiter.join(3)  # bounded here, not in the wait
+        assert not waiter.is_alive()
+    [(ticked, at)] = woken
+    assert ticked and at >= (start + 1) * 0.3 and ticker.latest() >= start + 1
+
+
 def test_a_tick_already_past_returns_at_once_and_none_coming_times_out():
     ticker = Ticker(interval=3600.0)  # the next tick is up to an hour away
     assert ticker.wait_after(ticker.latest() - 1, timeout=5.0)  # no waiting
