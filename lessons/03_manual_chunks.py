@@ -49,7 +49,7 @@ Notebook: ``notebooks/03_manual_chunks.ipynb``. Exercise: ``exercises/03_manual_
 """
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from werkzeug.wrappers import Request
 
@@ -82,14 +82,20 @@ def ticks(
         yield f"tick {n}\n".encode()
 
 
-def serve_ticks(environ: dict, start_response: Callable) -> Iterator[bytes]:
-    """``GET /ticks?count=10&interval=0.5``: one ``tick N`` line per chunk."""
-    args = Request(environ).args
+def ticks_for(args: Mapping[str, str]) -> Iterator[bytes]:
+    """The ticks that a request's query ``args`` ask for (``count``, ``interval``), every
+    parameter checked before the first tick: a bad one raises werkzeug's ``BadRequest``."""
     count = int_param(args, "count", 10, 0, MAX_COUNT)
     interval = float_param(args, "interval", 0.5, 0.0, MAX_INTERVAL)
     check_duration("interval", count, "ticks", interval)
-    start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
     return ticks(count, interval)
+
+
+def serve_ticks(environ: dict, start_response: Callable) -> Iterator[bytes]:
+    """``GET /ticks?count=10&interval=0.5``: one ``tick N`` line per chunk."""
+    body = ticks_for(Request(environ).args)
+    start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
+    return body
 
 
 LESSON = Lesson(

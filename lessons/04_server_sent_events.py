@@ -58,14 +58,14 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from werkzeug.wrappers import Request
 
 from lessons.cli import run_lesson
 from lessons.course import Lesson, Route, send_text
 from streamlib import float_param, int_param
-from streamlib.sse import event_stream, format_event
+from streamlib.sse import SSE_HEADERS, event_stream, format_event
 
 REPLAY_LIMIT = 1000  # events: how far back a reconnecting client may resume
 MAX_COUNT = 1_000_000
@@ -135,23 +135,26 @@ def clock_events(
         n += 1
 
 
-def serve_events(environ: dict, start_response: Callable) -> Iterator[bytes]:
-    """``GET /events?count=&interval=1&heartbeat=15&retry=1000``: the SSE clock."""
-    args = Request(environ).args
+def clock_stream(args: Mapping[str, str], last_event_id: str | None) -> Iterator[bytes]:
+    """The SSE clock that a request's query ``args`` and ``Last-Event-ID`` header ask for.
+
+    Every parameter is checked now, before the stream starts, so that a bad one is a 400
+    (werkzeug's ``BadRequest``, saying what was wrong) while a status can still be sent.
+    Any framework can serve what this returns: lesson 09 does it in Flask and Django.
+    """
     count = int_param(args, "count", -1, 0, MAX_COUNT) if args.get("count") else None
     interval = float_param(args, "interval", 1.0, 0.01, 3600.0)
     heartbeat = float_param(args, "heartbeat", 15.0, 0.1, 300.0)
     retry = int_param(args, "retry", 1000, 0, 600_000)
-    first = first_event_id(environ.get("HTTP_LAST_EVENT_ID"), time.time(), interval)
-    start_response(
-        "200 OK",
-        [
-            ("Content-Type", "text/event-stream"),
-            ("Cache-Control", "no-cache"),
-            ("X-Accel-Buffering", "no"),
-        ],
-    )
+    first = first_event_id(last_event_id, time.time(), interval)
     return event_stream(clock_events(first, count, interval, heartbeat), retry=retry)
+
+
+def serve_events(environ: dict, start_response: Callable) -> Iterator[bytes]:
+    """``GET /events?count=&interval=1&heartbeat=15&retry=1000``: the SSE clock."""
+    body = clock_stream(Request(environ).args, environ.get("HTTP_LAST_EVENT_ID"))
+    start_response("200 OK", SSE_HEADERS)
+    return body
 
 
 DEMO_PAGE = """<!doctype html>

@@ -53,6 +53,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from typing import NamedTuple
 
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request
@@ -73,15 +74,9 @@ from streamlib.openai_chat import (
     usage,
 )
 from streamlib.params import check_duration
-from streamlib.sse import event_stream, format_event
+from streamlib.sse import SSE_HEADERS, event_stream, format_event
 
 MAX_BODY = 1024 * 1024  # bytes in one request: a long conversation fits; 100 MB is a 413
-
-SSE_HEADERS = [
-    ("Content-Type", "text/event-stream"),
-    ("Cache-Control", "no-cache"),
-    ("X-Accel-Buffering", "no"),
-]
 
 
 def model_params(environ: dict) -> tuple[float, float, int | None, int | None]:
@@ -150,49 +145,67 @@ def serve_chat(environ: dict, start_response: Callable) -> Iterator[bytes]:
     return event_stream(events())
 
 
-def send_api_error(
-    start_response: Callable, status: str, message: str, param: str | None = None
-) -> list[bytes]:
-    """Answer ``status`` with OpenAI's error object, which its clients raise as an error."""
-    answer = json.dumps(error_body(message, param=param)).encode()
-    start_response(
-        status, [("Content-Type", "application/json"), ("Content-Length", str(len(answer)))]
-    )
-    return [answer]
+class Answer(NamedTuple):
+    """What a route answers, before any framework wraps it: status, headers, body."""
+
+    status: str
+    headers: list[tuple[str, str]]
+    body: Iterable[bytes]
 
 
-def serve_completions(environ: dict, start_response: Callable) -> Iterable[bytes]:
-    """``POST /v1/chat/completions``: OpenAI's chat completions, streamed or whole."""
+def json_answer(status: str, value: object) -> Answer:
+    """``status`` with ``value`` as a JSON body, whole: its length is known."""
+    body = json.dumps(value).encode()
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    return Answer(status, headers, [body])
+
+
+def api_error(status: str, message: str, param: str | None = None) -> Answer:
+    """``status`` with OpenAI's error object, which its clients raise as an error."""
+    return json_answer(status, error_body(message, param=param))
+
+
+def completion_answer(environ: dict, route: str) -> Answer:
+    """Answer a chat completion request: streamed (SSE) or whole, or OpenAI's error.
+
+    environ: the request's WSGI environ, whose body is read here (at most ``MAX_BODY``).
+    route: the path its tokens are counted under in ``/stats``.
+
+    Any framework can send what this returns (lesson 09 does, in Flask and Django): the
+    body is the same generator whichever sends it.
+    """
     try:
         latency, rate, length, fail_at = model_params(environ)
         require_json(environ)  # 415 otherwise: no other site's page can post here unasked
         request = parse_chat_request(read_body(environ, MAX_BODY))
     except ChatRequestError as error:
-        return send_api_error(start_response, "400 Bad Request", str(error), error.param)
+        return api_error("400 Bad Request", str(error), error.param)
     except HTTPException as error:  # 413 too large, or 400 unreadable: in OpenAI's shape too
-        status = f"{error.code} {error.name}"
-        return send_api_error(start_response, status, error.description or error.name)
+        return api_error(f"{error.code} {error.name}", error.description or error.name)
     tokens, finish_reason = reply_tokens(request.prompt, request.max_tokens, length)
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
     prompt_tokens = sum(len(m["content"].split()) for m in request.messages)
-    made = generate(environ, "/v1/chat/completions", breaking_at(tokens, fail_at), latency, rate)
+    made = generate(environ, route, breaking_at(tokens, fail_at), latency, rate)
     if request.stream:
-        start_response("200 OK", SSE_HEADERS)
-        return completion_chunks(
+        chunks = completion_chunks(
             completion_id, created, request, made, finish_reason, prompt_tokens
         )
+        return Answer("200 OK", SSE_HEADERS, chunks)
     try:
         text = "".join(made)  # a whole answer: nothing can be sent before the last token
     except RuntimeError as error:  # nothing sent yet: a real error status is still possible
-        answer = json.dumps(error_body(str(error), "server_error")).encode()
-        start_response(
-            "500 Internal Server Error",
-            [("Content-Type", "application/json"), ("Content-Length", str(len(answer)))],
-        )
-        return [answer]
+        return json_answer("500 Internal Server Error", error_body(str(error), "server_error"))
     counts = usage(prompt_tokens, len(tokens))
-    answer = completion(completion_id, created, request.model, text, finish_reason, counts)
-    return send_text(environ, start_response, "application/json", json.dumps(answer))
+    return json_answer(
+        "200 OK", completion(completion_id, created, request.model, text, finish_reason, counts)
+    )
+
+
+def serve_completions(environ: dict, start_response: Callable) -> Iterable[bytes]:
+    """``POST /v1/chat/completions``: OpenAI's chat completions, streamed or whole."""
+    answer = completion_answer(environ, "/v1/chat/completions")
+    start_response(answer.status, answer.headers)
+    return answer.body
 
 
 DEMO_PAGE = """<!doctype html>

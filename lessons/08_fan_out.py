@@ -86,7 +86,7 @@ from streamlib.broadcast import (
     publish,
     relay,
 )
-from streamlib.sse import SSEDecoder, event_stream, iter_sse_lines
+from streamlib.sse import SSE_HEADERS, SSEDecoder, event_stream, iter_sse_lines
 
 MAX_TEXT = 10_000  # characters in one message
 MAX_BODY = 64 * 1024  # bytes in one POST
@@ -252,14 +252,7 @@ def serve_broadcast(environ: dict, start_response: Callable) -> Any:
         return post_message(environ, start_response)
     heartbeat = float_param(Request(environ).args, "heartbeat", 15.0, 0.1, 300.0)
     broadcast, client = room(environ.get("course.redis"))
-    start_response(
-        "200 OK",
-        [
-            ("Content-Type", "text/event-stream"),
-            ("Cache-Control", "no-cache"),
-            ("X-Accel-Buffering", "no"),
-        ],
-    )
+    start_response("200 OK", SSE_HEADERS)
     events = room_events(broadcast, client, environ.get("HTTP_LAST_EVENT_ID"), heartbeat)
     broker = "through Redis" if client is not None else "in this process only"
     return event_stream(events, hello=f"connected to process {os.getpid()}, {broker}")

@@ -65,6 +65,14 @@ def format_event(
 
 HEARTBEAT = format_event(comment="heartbeat")
 
+# The headers of every event stream (lesson 04): its type; no caching, since a cached stream
+# is a broken one; and no buffering by nginx in front of the server (lesson 07).
+SSE_HEADERS = [
+    ("Content-Type", "text/event-stream"),
+    ("Cache-Control", "no-cache"),
+    ("X-Accel-Buffering", "no"),
+]
+
 
 def event_stream(
     events: Iterable[bytes | None], retry: int | None = None, hello: str = "connected"
