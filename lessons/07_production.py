@@ -74,20 +74,20 @@ tick is a burst: the worker sends the event to its streams one after another, an
 waits for all the others. The p99 is about the clients times what one event to one client
 costs. Measured against Node with the tutorial's pattern (a timer per connection, the same
 bytes), one core each, taking turns (``bench/results``, lesson 07): at 5,000 clients Node's
-p99 was 137 ms and one gevent worker's 430 ms; at 10,000 the worker no longer kept up
-(8,836 of its clients got every event; Node served all). ``bench.microseconds`` times
+p99 was 141 ms and one gevent worker's 411 ms; at 10,000 the worker no longer kept up
+(8,673 of its clients got every event; Node served all). ``bench.microseconds`` times
 each step of one event to one client on its own (µs, on the same machine):
 
 =============================================  =====
-wake the stream: its own timer (lesson 04)     12.7
-wake it: one ``threading.Condition``           15.2
-wake it: one shared ``threading.Event``         4.9
-... the same, waiting with a timeout           13.9
-encode the event for this stream                4.4
-take it from a cache, encoded once              0.17
-a wrapper around the body, per chunk            0.09
-gunicorn's chunked write, gevent's sendall     15.2
-... of which the kernel's ``send``              9.8
+wake the stream: its own timer (lesson 04)     11.5
+wake it: one ``threading.Condition``           17.2
+wake it: one shared ``threading.Event``         7.2
+... the same, waiting with a timeout           14.4
+encode the event for this stream                7.5
+take it from a cache, encoded once              0.29
+a wrapper around the body, per chunk            0.15
+gunicorn's chunked write, gevent's sendall     22.3
+... of which the kernel's ``send``             14.8
 =============================================  =====
 
 What an app can take off, ``/shared-events`` takes: lesson 04's clock with one
@@ -97,9 +97,10 @@ easy to miss: ``event.wait(heartbeat)`` starts and stops a timer for every strea
 event, and it cost as much as the wake-up itself (a sampling profiler, ``py-spy``, found
 8% of the worker's samples in gevent's ``Timeout``). A tick comes every second, so a
 heartbeat of a second or more never comes due and the wait needs none. With the same
-bytes, ids and heartbeats: 41 µs per event per client against lesson 04's 81, every one
-of 10,000 clients served, and a p99 1.6 times Node's at 1,000, 5,000 and 10,000 clients
-(lesson 04's clock: 2.6 to 3 times, and 10% of its clients not served at 10,000). Lesson
+bytes, ids and heartbeats: 40 to 48 µs per event per client against lesson 04's 72 to 83,
+every one of 10,000 clients served, and a p99 1.5 to 1.9 times Node's at 1,000, 5,000 and
+10,000 clients (lesson 04's clock: 2.7 to 3 times, and 13% of its clients not served at
+10,000). Lesson
 08's broadcast does the same: one event, each batch encoded once for every client it
 wakes, and a pulse once a second instead of a timeout per follower. Copy that into an app
 whose streams send the same events. The rest belongs to the server: a greenlet switch into
@@ -109,7 +110,7 @@ one ``getsockopt`` per ``sendto``). Memory per connection stays above Node's (17
 against 13.4 at 10,000; ``tracemalloc`` in the worker puts 2.2 KiB of it in each
 greenlet's saved stack, 0.8 in the greenlet, and less than 1 in the course's own objects).
 It is not CPython: ``bench.one_loop``, one loop that sends each event to every socket with
-no WSGI, beat Node (p99 0.52 times Node's at 5,000 clients, memory per connection 0.55
+no WSGI, beat Node (p99 0.56 times Node's at 5,000 clients, memory per connection 0.56
 times). A WSGI app cannot take that path without taking the socket from its server, so the
 course does not.
 

@@ -88,7 +88,7 @@ class Broadcast:
         self._count = 0  # messages ever added here: a client's place is a count
         # Set by the next add or pulse, which puts a fresh one in its place. One event for every
         # waiter, not a Condition: under gevent, waking 1,000 waiters took 7 us each with
-        # an Event, 19 us with Condition.notify_all (bench/results, lesson 07's "where
+        # an Event, 17 us with Condition.notify_all (bench/results, lesson 07's "where
         # the microseconds go"; streamlib.ticker does the same for a clock).
         self._next_add = threading.Event()
         # A follower waits with no timeout of its own: under gevent a timeout is a timer
