@@ -205,6 +205,14 @@ def send_text(environ: dict, start_response: Callable, content_type: str, text: 
     return [] if environ["REQUEST_METHOD"] == "HEAD" else [body]
 
 
+def plain_error(error: HTTPException) -> tuple[str, list[tuple[str, str]]]:
+    """An HTTP error as the course answers it: one line of text, ``400 Bad Request: count:
+    ...``, and the headers it needs besides its type (a 416's ``Content-Range``). For a
+    framework's error handler (lesson 09) to send the same answer as every other route."""
+    headers = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
+    return f"{error.code} {error.name}: {error.description}\n", headers
+
+
 def _send_error(environ: dict, start_response: Callable, error: HTTPException) -> list[bytes]:
     """Answer with ``error`` as one line of plain text, e.g. ``400 Bad Request: size: ...``.
 

@@ -19,6 +19,9 @@ OUTLINE = (
     (6, "Streaming AI responses"),
     (7, "Streaming in production"),
     (8, "Fan-out beyond one process"),
+    (9, "Flask and Django"),
+    (10, "HTTP/2 in a browser"),
+    (11, "Streaming uploads"),
 )
 
 PAGE = """<!doctype html>

@@ -366,6 +366,49 @@ def iter_file(path, start=0, length=None, chunk_size=65536):
         ),
         {"test_task3_survives_a_redis_restart_and_resumes_after_the_last_id"},
     ),
+    "09:reads_the_header_in_the_generator": (
+        "09_flask_and_django",
+        lambda s: s.replace(
+            '        last_event_id = request.headers.get("Last-Event-ID")'
+            "  # Task 2: read in the view\n"
+            "        ids = [event_id for event_id, _ in log]\n"
+            "        start = ids.index(last_event_id) + 1 if last_event_id in ids else 0\n"
+            "        body = (format_event(data, id=event_id) for event_id, data in log[start:])\n",
+            "        def lazily():\n"
+            '            last_event_id = request.headers.get("Last-Event-ID")  # context gone\n'
+            "            ids = [event_id for event_id, _ in log]\n"
+            "            start = ids.index(last_event_id) + 1 if last_event_id in ids else 0\n"
+            "            for event_id, data in log[start:]:\n"
+            "                yield format_event(data, id=event_id)\n"
+            "\n"
+            "        body = lazily()\n",
+        ),
+        {"test_task2_resumes_after_the_last_event_id"},
+    ),
+    "09:joins_into_an_httpresponse": (
+        "09_flask_and_django",
+        lambda s: s.replace(
+            '        return StreamingHttpResponse(lines(), content_type="application/x-ndjson")',
+            "        from django.http import HttpResponse\n\n"
+            '        return HttpResponse(b"".join(lines()), content_type="application/x-ndjson")',
+        ),
+        {
+            "test_task3_sends_the_first_row_before_reading_the_rest",
+            "test_task3_opens_the_cursor_only_when_the_stream_starts",
+        },
+    ),
+    "09:no_finally": (
+        "09_flask_and_django",
+        lambda s: s.replace(
+            "        try:\n            for row in rows:\n"
+            '                yield (json.dumps(row) + "\\n").encode()\n'
+            "        finally:\n            rows.close()",
+            "        for row in rows:\n"
+            '            yield (json.dumps(row) + "\\n").encode()\n'
+            "        rows.close()",
+        ),
+        {"test_task3_closes_the_cursor_when_the_client_leaves_early"},
+    ),
 }
 
 

@@ -313,6 +313,28 @@ def posts_hello_to_both_listeners(curl: Curl, command: str) -> None:
         assert b"hello" in curl.read(listener, seconds=5, until=b"hello").body
 
 
+def three_events_a_second_apart(curl: Curl, command: str) -> None:
+    output = curl.run(command)
+    ids = [int(event.id) for event in sse_events(output.body)]
+    assert len(ids) == 3 and ids == list(range(ids[0], ids[0] + 3))
+    spread = output.arrival_of(f"id: {ids[-1]}".encode()) - output.arrival_of(
+        f"id: {ids[0]}".encode()
+    )
+    assert 1.5 < spread < 2.7, f"the first and last event came {spread:.2f} s apart, not 2"
+
+
+def gzip_holds_the_events_to_the_end(curl: Curl, command: str) -> None:
+    output = curl.run(command)
+    ids = [int(event.id) for event in sse_events(output.body)]
+    assert len(ids) == 3, output.body
+    first, last = output.arrival_of(b"id: "), output.pieces[-1][0]
+    assert last > 1.5 and last - first < 0.3, f"first event at {first:.2f} s, last at {last:.2f}"
+
+
+def greets_ada_three_times(curl: Curl, command: str) -> None:
+    assert curl.run(command).body == b"hello Ada (0)\nhello Ada (1)\nhello Ada (2)\n"
+
+
 # Each printed command (its address left out) and the check of what its comment says.
 CLAIMS: dict[str, Callable[[Curl, str], None]] = {
     "curl -N '/streamed?size=1000000&delay=0.01'": streamed_prints_as_it_comes,
@@ -341,6 +363,11 @@ CLAIMS: dict[str, Callable[[Curl, str], None]] = {
     "curl -N '/ticks?count=20&interval=1' &": ticks_a_second_apart,
     "curl -N '/ticks?count=2'": waits_for_the_first_stream,
     "curl -N '/broadcast'": both_listeners_get_the_message,
+    "curl -N '/flask/events?count=3'": three_events_a_second_apart,
+    "curl -N '/django/events?count=3'": three_events_a_second_apart,
+    "curl -N --compressed '/django/events-gzip?count=3'": gzip_holds_the_events_to_the_end,
+    "curl -N '/flask/greetings?name=Ada'": greets_ada_three_times,
+    "curl -D - -r 0-99 -o part /django/files/tone.wav": writes_100_bytes_to_part,
     "curl /broadcast -H 'Content-Type: application/json' "
     """-d '{"text": "hello"}'""": posts_hello_to_both_listeners,
 }
