@@ -208,6 +208,39 @@ def fan_out_servers() -> dict[str, tuple[Starter, str]]:
     }
 
 
+def against_node(
+    servers: dict[str, tuple[Starter, str]],
+    sizes: list[int],
+    rounds: int,
+    window: float,
+    client_cores: int,
+) -> tuple[dict[tuple[str, int], list[dict]], dict[tuple[str, int], list[float]]]:
+    """Measure every server (``NODE`` among them) at every size, in ``rounds`` rounds.
+
+    The machine's speed drifts over minutes, so the servers take turns, size by size, each
+    round starting with the next, and each is compared with the Node run of its own round.
+    Returns {(server, clients): [figures of each round]} and {(server, clients): [p99 /
+    Node's p99 in the same round, ...]}.
+    """
+    runs: dict[tuple[str, int], list[dict]] = {}
+    ratios: dict[tuple[str, int], list[float]] = {}
+    for round_number in range(rounds):
+        for clients in sizes:
+            order = list(servers)[round_number:] + list(servers)[:round_number]
+            for name in order:
+                server_for, route = servers[name]
+                path = f"{route}?interval=1&heartbeat=15"
+                figures = measure(server_for(clients), clients, window, client_cores, path)
+                runs.setdefault((name, clients), []).append(figures)
+                print(f"  round {round_number + 1} {name} {figures}", flush=True)
+            node = runs[NODE, clients][-1]
+            for name in servers:
+                ratios.setdefault((name, clients), []).append(
+                    runs[name, clients][-1]["p99"] / node["p99"]
+                )
+    return runs, ratios
+
+
 def median_run(runs: list[dict]) -> dict:
     """The run whose p99 is the median of ``runs``: one run's figures, all consistent."""
     return sorted(runs, key=lambda r: r["p99"])[len(runs) // 2]
@@ -218,8 +251,6 @@ def run(out: Path, quick: bool = False) -> str:
         ([60], [60], 1.5, 1) if quick else ([100, 1000, 5000], [1000, 5000, 10000], 8.0, 3)
     )
     rows: dict[str, list[dict]] = {}
-    # {(server, clients): [p99 / Node's p99 in the same round, ...]}
-    ratios: dict[tuple[str, int], list[float]] = {}
     with clients_on_spare_cores() as client_cores:
         for name in ["sync", "gthread, 1000 threads"]:
             rows[name] = []
@@ -227,25 +258,8 @@ def run(out: Path, quick: bool = False) -> str:
                 start = partial(one_worker, WORKER_CLASSES[name], clients)
                 rows[name].append(measure(start, clients, window, client_cores))
                 print(f"  {name} {rows[name][-1]}", flush=True)
-        # The machine's speed drifts over minutes: the servers compared with Node take
-        # turns, size by size, in several rounds, and each is compared with the Node run
-        # of its own round.
         servers = fan_out_servers()
-        runs: dict[tuple[str, int], list[dict]] = {}
-        for round_number in range(rounds):
-            for clients in fan_out_sizes:
-                order = list(servers)[round_number:] + list(servers)[:round_number]
-                for name in order:
-                    server_for, route = servers[name]
-                    path = f"{route}?interval=1&heartbeat=15"
-                    figures = measure(server_for(clients), clients, window, client_cores, path)
-                    runs.setdefault((name, clients), []).append(figures)
-                    print(f"  round {round_number + 1} {name} {figures}", flush=True)
-                node = runs[NODE, clients][-1]
-                for name in servers:
-                    ratios.setdefault((name, clients), []).append(
-                        runs[name, clients][-1]["p99"] / node["p99"]
-                    )
+        runs, ratios = against_node(servers, fan_out_sizes, rounds, window, client_cores)
         for name in servers:
             rows[name] = [median_run(runs[name, clients]) for clients in fan_out_sizes]
     plot(rows, out / "07_production.png")

@@ -59,6 +59,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
+from typing import NamedTuple
 
 from werkzeug.wrappers import Request
 
@@ -135,19 +136,38 @@ def clock_events(
         n += 1
 
 
+class ClockParams(NamedTuple):
+    """What a request asks of the clock: how many events (None: no end), the seconds
+    between them and between heartbeats, and the reconnection delay in ms."""
+
+    count: int | None
+    interval: float
+    heartbeat: float
+    retry: int
+
+
+def clock_params(args: Mapping[str, str]) -> ClockParams:
+    """The clock's parameters from a request's query ``args``, each checked: a bad one
+    raises werkzeug's ``BadRequest``, saying what was wrong."""
+    return ClockParams(
+        count=int_param(args, "count", -1, 0, MAX_COUNT) if args.get("count") else None,
+        interval=float_param(args, "interval", 1.0, 0.01, 3600.0),
+        heartbeat=float_param(args, "heartbeat", 15.0, 0.1, 300.0),
+        retry=int_param(args, "retry", 1000, 0, 600_000),
+    )
+
+
 def clock_stream(args: Mapping[str, str], last_event_id: str | None) -> Iterator[bytes]:
     """The SSE clock that a request's query ``args`` and ``Last-Event-ID`` header ask for.
 
     Every parameter is checked now, before the stream starts, so that a bad one is a 400
-    (werkzeug's ``BadRequest``, saying what was wrong) while a status can still be sent.
-    Any framework can serve what this returns: lesson 09 does it in Flask and Django.
+    while a status can still be sent. Any framework can serve what this returns: lesson 09
+    does it in Flask and Django.
     """
-    count = int_param(args, "count", -1, 0, MAX_COUNT) if args.get("count") else None
-    interval = float_param(args, "interval", 1.0, 0.01, 3600.0)
-    heartbeat = float_param(args, "heartbeat", 15.0, 0.1, 300.0)
-    retry = int_param(args, "retry", 1000, 0, 600_000)
-    first = first_event_id(last_event_id, time.time(), interval)
-    return event_stream(clock_events(first, count, interval, heartbeat), retry=retry)
+    asked = clock_params(args)
+    first = first_event_id(last_event_id, time.time(), asked.interval)
+    events = clock_events(first, asked.count, asked.interval, asked.heartbeat)
+    return event_stream(events, retry=asked.retry)
 
 
 def serve_events(environ: dict, start_response: Callable) -> Iterator[bytes]:

@@ -19,9 +19,13 @@ few lines around the same generator as the WSGI original; Django's part is the r
   streaming responses alone.
 - Errors: the course's parameter checks raise werkzeug's ``BadRequest``, which Django
   would turn into a 500; :func:`plain_errors` answers the course's one line of text.
+- ``runserver`` (``python -m lessons.django_streams runserver 8002``) streams too, but
+  with no chunked framing: a response without a length gets ``Connection: close`` and its
+  body ends when the connection does, as in HTTP/1.0.
 """
 
 import functools
+import sys
 from collections.abc import Callable, Generator, Iterator
 from datetime import UTC, datetime
 
@@ -192,3 +196,8 @@ urlpatterns = [
 
 # The project's WSGI app, as a Django project's wsgi.py names it.
 application = get_wsgi_application()
+
+if __name__ == "__main__":  # a manage.py in one file: python -m lessons.django_streams runserver
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(sys.argv)

@@ -60,12 +60,15 @@ def test_python_dash_m_bench_quick_writes_a_table_a_plot_and_its_targets(tmp_pat
     assert "## Lesson 08: a broadcast through Redis" in report
     assert report.count("| gevent | 50 |") == 1
     assert (tmp_path / "08_fan_out.png").stat().st_size > 10_000
+    assert "## Lesson 09: Flask and Django, and WSGI against ASGI" in report
+    assert report.count("| uvicorn + Starlette, asyncio (ASGI) | 60 |") == 1
+    assert (tmp_path / "09_flask_and_django.png").stat().st_size > 10_000
 
 
 def test_the_committed_results_cover_every_benchmark_and_meet_every_target():
     report = (ROOT / "bench" / "results" / "README.md").read_text()
     assert "--quick" not in report, "commit the results of a full run"
-    for lesson in ["01", "02", "03", "05", "06", "07", "08"]:
+    for lesson in ["01", "02", "03", "05", "06", "07", "08", "09"]:
         assert f"## Lesson {lesson}" in report
     assert report.count("- met:") >= 20
     assert "MISSED" not in report
