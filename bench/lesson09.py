@@ -4,9 +4,10 @@ Two measurements. First, in one process with no network, what each framework add
 streamed piece (lesson 03's ticks with no pause) and to a request (lesson 02's small
 file), against the WSGI originals: the best of five rounds each. Second, lesson 07's
 fan-out (the SSE clock, one event a second to every client, one server process pinned to
-one core) for the ASGI clock (``lessons.asgi_clock``: Starlette on uvicorn's asyncio loop)
-beside one gunicorn gevent worker, on a timer per stream and on one ticker, and Node as
-the yardstick, in interleaved rounds, each compared with Node's run of the same round.
+one core) for the ASGI clock (``lessons.asgi_clock``: Starlette on uvicorn, with asyncio
+and h11, and with uvloop and httptools) beside one gunicorn gevent worker, on a timer per
+stream and on one ticker, and Node as the yardstick, in interleaved rounds, each compared
+with Node's run of the same round.
 """
 
 import statistics
@@ -30,7 +31,8 @@ from streamlib import ServerProcess, call_app, free_port, spawn_server
 from streamlib.node_clock import spawn_node_clock
 
 PREFIXES = {"WSGI (lessons 02-04)": "", "Flask": "/flask", "Django": "/django"}
-ASGI = "uvicorn + Starlette, asyncio (ASGI)"
+ASGI = "uvicorn + Starlette, asyncio + h11 (ASGI)"
+ASGI_FAST = "uvicorn + Starlette, uvloop + httptools (ASGI)"
 GEVENT = "gunicorn gevent, a timer per stream"
 PIECE_RATIO = 2.0  # a framework's cost per streamed piece, as a multiple of plain WSGI's
 REQUEST_EXTRA_US = 1000.0  # what a framework may add to a small request, in µs
@@ -61,11 +63,14 @@ def framework_costs(pieces: int, requests_made: int, rounds: int) -> dict[str, t
     }
 
 
-def asgi_clock() -> AbstractContextManager[ServerProcess]:
-    """``lessons.asgi_clock`` under uvicorn (one process, its default asyncio loop)."""
+def asgi_clock(loop: str = "asyncio", http: str = "h11") -> AbstractContextManager[ServerProcess]:
+    """``lessons.asgi_clock`` under uvicorn, one process: on its pure-Python parts (asyncio's
+    loop, the h11 parser) or on the C ones ``pip install uvicorn[standard]`` brings (uvloop,
+    httptools), which uvicorn picks by itself when they are installed."""
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", "lessons.asgi_clock:app", "--port", str(port)]
-    return spawn_server([*command, "--log-level", "warning"], port, ready_path="/stats")
+    command += ["--loop", loop, "--http", http, "--log-level", "warning"]
+    return spawn_server(command, port, ready_path="/stats")
 
 
 def fan_out_servers() -> dict[str, tuple[Callable[[int], Callable], str]]:
@@ -73,6 +78,7 @@ def fan_out_servers() -> dict[str, tuple[Callable[[int], Callable], str]]:
     gevent = WORKER_CLASSES["gevent"]
     return {
         ASGI: (lambda clients: asgi_clock, "/events"),
+        ASGI_FAST: (lambda clients: lambda: asgi_clock("uvloop", "httptools"), "/events"),
         GEVENT: (lambda clients: lambda: one_worker(gevent, clients), "/events"),
         TICKER: (lambda clients: lambda: one_worker(gevent, clients), "/shared-events"),
         NODE: (lambda clients: spawn_node_clock, "/events"),
@@ -85,8 +91,8 @@ def run(out: Path, quick: bool = False) -> str:
     costs = framework_costs(pieces, requests_made, cost_rounds)
     print(f"  costs {costs}", flush=True)
     servers = fan_out_servers()
-    if quick:  # only that it runs: the ASGI clock and the yardstick
-        servers = {name: servers[name] for name in (ASGI, NODE)}
+    if quick:  # only that it runs: the ASGI clock on both kinds of parts, and the yardstick
+        servers = {name: servers[name] for name in (ASGI, ASGI_FAST, NODE)}
     with clients_on_spare_cores() as client_cores:
         runs, ratios = against_node(servers, sizes, rounds, window, client_cores)
     rows = {name: [median_run(runs[name, n]) for n in sizes] for name in servers}
@@ -138,6 +144,20 @@ def run(out: Path, quick: bool = False) -> str:
             all(r["served"] == r["clients"] for n in sizes for r in runs[NODE, n]),
         ),
     ]
+    if not quick:  # the lesson's answer to "should I leave WSGI for this?", kept true
+        middle = sizes[len(sizes) // 2]
+        tickers = runs[TICKER, middle]
+        checks.append(
+            (
+                f"at {middle} clients, one gevent worker on a shared ticker has a lower p99 than"
+                " uvicorn on either loop, in every round",
+                all(
+                    ticker["p99"] < asgi["p99"]
+                    for name in (ASGI, ASGI_FAST)
+                    for ticker, asgi in zip(tickers, runs[name, middle], strict=True)
+                ),
+            )
+        )
     lines += targets_and_plot(checks, "09_flask_and_django.png", "lesson 09")
     return "\n".join(lines)
 

@@ -22,8 +22,9 @@ lesson 04, and lesson 06's socket watch (``streamlib.disconnect``) notices soone
 work unchanged inside Flask, which hands the server's environ through. A generator that
 yields only empty pieces never learns it (pallets/flask#4385): an empty piece is never
 written, so no write fails. ``send_file`` answers ranges and preconditions itself
-(werkzeug's), and ``send_from_directory`` would follow a symlink out of the folder, so the
-view checks the name with the course's ``resolve_under`` first.
+(werkzeug's) and, like Django's ``FileResponse``, hands a whole file to the server's
+``wsgi.file_wrapper`` (a range is read by a generator); ``send_from_directory`` would follow
+a symlink out of the folder, so the view checks the name with ``resolve_under`` first.
 
 Sixteen requests at a file server's edges (``FILE_REQUESTS``; the notebook draws the
 table, a test keeps it true) get lesson 02's answers from Django's view, and from Flask's
@@ -68,14 +69,17 @@ ASGI warns that a ``StreamingHttpResponse`` "must consume synchronous iterators"
 each piece of a plain generator through a thread, so give it an async generator there.
 
 At fan-out it goes the other way (``bench/results``, lesson 09: one process on one core
-each, uvicorn 0.54 with its default h11 parser and asyncio loop, no uvloop): the ASGI
-clock's p99 was 3.5 times Node's at 1,000 clients, 118 µs per event per client, and at
-10,000 it served none; one gevent worker on lesson 07's shared ticker stayed within 1.5 to
-1.7 times Node's and served all 10,000. So leave WSGI for what ASGI gives, a disconnect
-heard without a write and async libraries in the handler, not for more streams per core.
-What the frameworks themselves cost is small (the same bench): a streamed piece takes
-1.5 (Flask) and 1.7 (Django) times plain WSGI's 1 µs, nothing beside a 15 µs network
-write; a request, 350 to 390 µs more.
+each, uvicorn 0.54, in interleaved rounds with Node). With its pure-Python parts (asyncio's
+loop, the h11 parser) the ASGI clock's p99 was 3.9 times Node's at 1,000 clients, 116 µs per
+event per client; with the C parts ``pip install uvicorn[standard]`` brings (uvloop,
+httptools), 2.9 times and 85 µs, level with one gevent worker on a timer per stream (2.7
+times, 81 µs). At 5,000 clients neither uvicorn served every client (4,159 and 4,228 got
+every event; p99 1.7 and 1.2 s), where one gevent worker on lesson 07's shared ticker
+served all of them, and all 10,000, within 1.6 to 1.7 times Node's. So leave WSGI for what
+ASGI gives, a disconnect heard without a write and async libraries in the handler, not for
+more streams per core. What the frameworks themselves cost is small (the same bench): a
+streamed piece takes 1.5 (Flask) and 1.7 (Django) times plain WSGI's 1 µs, nothing beside
+a 15 µs network write; a request, about 350 to 380 µs more.
 
 Try it (``python lessons/09_flask_and_django.py``, or ``python -m lessons``)::
 
@@ -89,19 +93,41 @@ Both are ordinary projects besides: ``flask --app lessons.flask_streams run`` se
 Flask app alone.
 """
 
-from collections.abc import Callable
+import importlib
+from collections.abc import Callable, Iterable
 
 from werkzeug.exceptions import NotFound
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
-from lessons import django_streams, flask_streams
 from lessons.cli import run_lesson
 from lessons.course import Lesson, Route
 from streamlib import call_app
 
+
+def imported_at_first_request(module: str, name: str) -> Callable:
+    """The WSGI app ``module.name``, imported when its first request comes.
+
+    Importing Django and Flask takes a third of a second, which every start of the course
+    (and of each gunicorn worker) would pay for routes it may never serve.
+    """
+    app = None
+
+    def first_use(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        nonlocal app
+        if app is None:  # two first requests at once both import: Python imports once
+            app = getattr(importlib.import_module(module), name)
+        return app(environ, start_response)
+
+    return first_use
+
+
 # The course's router sends only /flask/... and /django/... here; the prefix picks the app.
 frameworks = DispatcherMiddleware(
-    NotFound(), {"/flask": flask_streams.app, "/django": django_streams.application}
+    NotFound(),
+    {
+        "/flask": imported_at_first_request("lessons.flask_streams", "app"),
+        "/django": imported_at_first_request("lessons.django_streams", "application"),
+    },
 )
 CHAT_BODY = (
     b'{"model": "fake", "stream": true, "messages": [{"role": "user", "content": "Why stream?"}]}'

@@ -17,7 +17,9 @@ with a server that announces 2.4, Starlette stops listening and, like WSGI, lear
 failed write.) ``/stats`` counts this process's streams, as the course's ``/stats`` does,
 so the notebook can time the cleanup against the course's.
 
-The same bytes as lesson 04's ``/events``, and the same parameters, checked the same way.
+The same bytes as lesson 04's ``/events``, and the same parameters, checked the same way;
+and, like every server of the course, it answers only to this machine's names (a foreign
+``Host`` is DNS rebinding: ``streamlib.origins``).
 """
 
 import asyncio
@@ -28,10 +30,11 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import Forbidden, HTTPException
 
 from lessons import load_lesson
 from lessons.course import plain_error
+from streamlib.origins import host_refusal
 from streamlib.sse import HEARTBEAT, SSE_HEADERS, format_event
 
 server_sent_events = load_lesson("04")
@@ -62,13 +65,23 @@ async def clock_events(
         streams["streams_closed"] += 1
 
 
+def check_host(request: Request) -> None:
+    """Refuse (403) a ``Host`` that is not one of this machine's names."""
+    host = request.headers.get("host")
+    if host_refusal({} if host is None else {"HTTP_HOST": host}):
+        raise Forbidden(f"Host {host!r} is not one of this machine's names")
+
+
+async def plain_text_error(request: Request, error: HTTPException) -> Response:
+    """Any HTTP error as the course's one line of text, ``400 Bad Request: count: ...``."""
+    text, headers = plain_error(error)
+    return PlainTextResponse(text, status_code=error.code or 400, headers=dict(headers))
+
+
 async def events(request: Request) -> Response:
     """``GET /events?count=&interval=1&heartbeat=15&retry=1000``: lesson 04's clock."""
-    try:
-        asked = server_sent_events.clock_params(request.query_params)
-    except HTTPException as error:
-        text, headers = plain_error(error)
-        return PlainTextResponse(text, status_code=error.code or 400, headers=dict(headers))
+    check_host(request)
+    asked = server_sent_events.clock_params(request.query_params)
     last_event_id = request.headers.get("last-event-id")
     first = server_sent_events.first_event_id(last_event_id, time.time(), asked.interval)
     body = clock_events(first, asked.count, asked.interval, asked.heartbeat, asked.retry)
@@ -77,7 +90,11 @@ async def events(request: Request) -> Response:
 
 async def stats(request: Request) -> Response:
     """``GET /stats``: this process's open and closed streams."""
+    check_host(request)
     return JSONResponse(streams)
 
 
-app = Starlette(routes=[Route("/events", events), Route("/stats", stats)])
+app = Starlette(
+    routes=[Route("/events", events), Route("/stats", stats)],
+    exception_handlers={HTTPException: plain_text_error},  # werkzeug's, raised by the checks
+)

@@ -1,5 +1,6 @@
 """Fixtures shared by the project's tests."""
 
+import sys
 from collections.abc import Iterator
 from types import ModuleType
 
@@ -7,7 +8,7 @@ import pytest
 
 from lessons import load_lesson, load_lessons, spawn_course
 from lessons.course import build_app
-from streamlib import ServerProcess, StreamStats, serve
+from streamlib import ServerProcess, StreamStats, free_port, serve, spawn_server
 
 
 @pytest.fixture
@@ -37,6 +38,15 @@ def lesson01() -> ModuleType:
 def course_process() -> Iterator[ServerProcess]:
     """One child process running the course on werkzeug, shared by a module's tests."""
     with spawn_course() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def asgi_server() -> Iterator[ServerProcess]:
+    """Lesson 09's ASGI clock (``lessons.asgi_clock``) under uvicorn, on a free port."""
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "lessons.asgi_clock:app", "--port", str(port)]
+    with spawn_server(command, port, ready_path="/stats") as server:
         yield server
 
 

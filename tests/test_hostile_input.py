@@ -327,3 +327,36 @@ def test_no_request_makes_a_500_on_a_live_server(
         return  # requests itself refuses to send such a header: nothing reached the server
     assert status < 500, (status, path, query, request_headers)
     assert settled(server.url)["open_streams"] == 0
+
+
+CLOCK = next(route for route in ROUTES if route.path == "/events")
+
+
+@pytest.mark.live
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(query=queries(CLOCK), request_headers=headers, path=st.sampled_from(["/events", "/x"]))
+def test_the_asgi_clock_under_uvicorn_refuses_what_the_course_refuses(
+    asgi_server, query, request_headers, path
+):
+    """Lesson 09's Starlette clock checks its parameters, ``Last-Event-ID`` and ``Host``
+    with the course's own code: never a 5xx, and every stream closed again."""
+    import requests
+
+    try:
+        with requests.get(
+            asgi_server.url + path,
+            params=query,
+            headers=request_headers,
+            stream=True,
+            timeout=15,
+        ) as response:
+            next(response.raw.stream(1024, decode_content=False), b"")
+            status = response.status_code
+    except requests.exceptions.InvalidHeader:
+        return  # requests itself refuses to send such a header: nothing reached the server
+    assert status < 500, (status, path, query, request_headers)
+    assert settled(asgi_server.url)["open_streams"] == 0

@@ -43,9 +43,12 @@ def test_a_bad_request_body_is_a_400_in_openai_s_shape(course_app):
     assert error["message"].startswith("body: not valid JSON")
 
 
-@pytest.fixture
-def client(live_url):
-    return openai.OpenAI(base_url=live_url + "/v1", api_key="not-needed", max_retries=0)
+@pytest.fixture(params=["", "/flask", "/django"])
+def client(request, live_url):
+    """The official client, pointed at the course's endpoint and at lesson 09's Flask and
+    Django mounts of it: all three must read alike."""
+    base_url = f"{live_url}{request.param}/v1"
+    return openai.OpenAI(base_url=base_url, api_key="not-needed", max_retries=0)
 
 
 @pytest.mark.live
