@@ -11,14 +11,16 @@ import errno
 import importlib.util
 import os
 import shlex
+import signal
 import socket
+import subprocess
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 import psutil
 
-from lessons import lesson_names, load_lessons
+from lessons import lesson_names, load_lesson, load_lessons
 from lessons.course import Lesson, build_app
 from lessons.index_page import curl_commands
 from streamlib import gunicorn_args
@@ -93,6 +95,12 @@ def make_parser(description: str, prog: str = "python -m lessons") -> argparse.A
         help="gunicorn: send files through Python instead of sendfile(2)",
     )
     parser.add_argument(
+        "--https",
+        action="store_true",
+        help="also serve HTTPS and HTTP/2 through nginx in front, on --https-port (lesson 10)",
+    )
+    parser.add_argument("--https-port", type=int, default=8443, help="nginx's port for --https")
+    parser.add_argument(
         "--redis",
         metavar="URL",
         type=redis_url,
@@ -162,6 +170,30 @@ def serve_lessons(lessons: Sequence[Lesson], args: argparse.Namespace) -> None:
                 for command in curl_commands(route, base):
                     print(f"  {command}")
     print(f"  curl {base}/stats", flush=True)
+    gevent_missing = importlib.util.find_spec("gevent") is None
+    if args.server == "gunicorn" and args.worker_class == "gevent" and gevent_missing:
+        sys.exit("--worker-class gevent needs gevent: python -m pip install 'gunicorn[gevent]'")
+    if not args.https:
+        serve_with(lessons, args)
+        return
+    with load_lesson("10").https_proxy(base, port=args.https_port) as proxy:
+        print(https_note(proxy.url.replace("127.0.0.1", "localhost")), flush=True)
+        signal.signal(signal.SIGTERM, exit_now)  # so that nginx is stopped too
+        serve_with(lessons, args, become=False)
+
+
+def exit_now(number: int, frame: object) -> None:
+    """A signal handler that ends the process as ``sys.exit`` does, running every
+    ``finally`` and ``with`` exit on its way out (Python's default for SIGTERM runs none)."""
+    raise SystemExit(0)
+
+
+def serve_with(lessons: Sequence[Lesson], args: argparse.Namespace, become: bool = True) -> None:
+    """Serve ``lessons`` on werkzeug's dev server, or on gunicorn as ``args`` say.
+
+    become: let this process become gunicorn (see :func:`become_gunicorn`); with False
+        gunicorn runs as a child, so that this process can stop what it started besides.
+    """
     if args.server == "werkzeug":
         from werkzeug.serving import run_simple
 
@@ -169,10 +201,22 @@ def serve_lessons(lessons: Sequence[Lesson], args: argparse.Namespace) -> None:
 
         app = build_app(lessons, settings=course_settings(args))
         run_simple(args.host, args.port, app, threaded=True, request_handler=SpecRequestHandler)
-        return
-    if args.worker_class == "gevent" and importlib.util.find_spec("gevent") is None:
-        sys.exit("--worker-class gevent needs gevent: python -m pip install 'gunicorn[gevent]'")
-    become_gunicorn(lessons, args)
+    else:
+        become_gunicorn(lessons, args, become=become)
+
+
+def https_note(url: str) -> str:
+    """What to tell a learner about the HTTPS URL and its certificate (lesson 10)."""
+    from streamlib.certs import default_folder
+
+    ca = default_folder() / "ca.pem"
+    return (
+        f"HTTPS and HTTP/2, through nginx: {url}/demo/many?n=10\n"
+        f"  Its certificate is signed by the course's own CA, {ca}: a browser warns about it."
+        " Click on through the warning (Chromium: Advanced, Proceed), or start Chromium with"
+        " --ignore-certificate-errors, or trust that CA in a browser profile kept for the"
+        f" course.\n  curl --cacert {ca} -N {url}/ticks?count=3"
+    )
 
 
 def course_settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -236,12 +280,15 @@ def network_warning(args: argparse.Namespace) -> str:
     )
 
 
-def become_gunicorn(lessons: Sequence[Lesson], args: argparse.Namespace) -> None:
+def become_gunicorn(
+    lessons: Sequence[Lesson], args: argparse.Namespace, become: bool = True
+) -> None:
     """Print the plain ``gunicorn`` command that serves ``lessons`` as ``args`` say; run it.
 
     The process *becomes* gunicorn (``os.execv``), so that gunicorn imports the app in its
     workers, after a gevent worker has patched the standard library (lesson 07), and so
-    that a signal sent to this process reaches gunicorn's arbiter directly.
+    that a signal sent to this process reaches gunicorn's arbiter directly. With
+    ``become=False`` (``--https``: nginx to stop afterwards) gunicorn runs as a child.
     """
     # gunicorn turns a sync worker with threads > 1 into gthread: pass threads to gthread only
     threads = {"threads": args.threads} if args.worker_class == "gthread" else {}
@@ -272,4 +319,16 @@ def become_gunicorn(lessons: Sequence[Lesson], args: argparse.Namespace) -> None
         env["STREAMLIB_CORS"] = ",".join(args.cors)
     shown = " ".join(f"{name}={shlex.quote(value)}" for name, value in env.items())
     print(f"Running: {shown + ' ' if shown else ''}gunicorn {shlex.join(command)}", flush=True)
-    os.execve(sys.executable, [sys.executable, "-m", "gunicorn", *command], {**os.environ, **env})
+    argv = [sys.executable, "-m", "gunicorn", *command]
+    if become:
+        os.execve(sys.executable, argv, {**os.environ, **env})
+    with subprocess.Popen(argv, env={**os.environ, **env}) as gunicorn:
+
+        def pass_on(number: int, frame: object) -> None:
+            gunicorn.send_signal(number)  # a deploy's SIGTERM is for gunicorn's arbiter
+
+        signal.signal(signal.SIGTERM, pass_on)
+        try:
+            gunicorn.wait()
+        except KeyboardInterrupt:  # Ctrl-C reached gunicorn too: wait for it to stop
+            gunicorn.wait()

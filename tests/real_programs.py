@@ -12,20 +12,8 @@ from contextlib import contextmanager
 
 import pytest
 
+from streamlib import browser
 from streamlib.notebook import find_program
-
-# Flags for a headless Chromium in a container with no network beyond loopback.
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--mute-audio",
-    "--autoplay-policy=no-user-gesture-required",
-]
 
 
 def need(program: str, package: str) -> str:
@@ -40,14 +28,9 @@ def need(program: str, package: str) -> str:
 
 
 @contextmanager
-def chromium_page() -> Iterator:
-    """A fresh page in a fresh headless Chromium, closed afterwards."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = need("chromium", "chromium")
-        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
-        try:
-            yield browser.new_page()
-        finally:
-            browser.close()
+def chromium_page(**options) -> Iterator:
+    """A fresh page in a fresh headless Chromium (``streamlib.browser``), closed afterwards;
+    skipped (failed under CI) where Chromium is not installed."""
+    need("chromium", "chromium")
+    with browser.chromium_page(**options) as page:
+        yield page

@@ -409,6 +409,25 @@ def iter_file(path, start=0, length=None, chunk_size=65536):
         ),
         {"test_task3_closes_the_cursor_when_the_client_leaves_early"},
     ),
+    "10:no_http2": (
+        "10_http2",
+        lambda s: s.replace(" ssl http2;", " ssl;"),
+        {"test_task1_https_and_http2"},
+    ),
+    "10:buffers_the_stream": (  # nginx's defaults: buffering on, HTTP/1.0 to the app
+        "10_http2",
+        lambda s: (
+            s.replace("        proxy_buffering off;\n", "")
+            .replace("        proxy_http_version 1.1;\n", "")
+            .replace('        proxy_set_header Connection "";\n', "")
+        ),
+        {"test_task2_ticks_arrive_one_at_a_time_over_http2"},
+    ),
+    "10:host_without_its_port": (
+        "10_http2",
+        lambda s: s.replace("Host $http_host", "Host $host"),
+        {"test_task3_the_app_learns_the_browsers_host_and_scheme"},
+    ),
 }
 
 

@@ -27,12 +27,14 @@ import requests
 
 from lessons import lesson_names, load_lesson, load_lessons, spawn_course
 from lessons.index_page import curl_commands
+from streamlib import free_port
 from streamlib.sse import parse_events
 from tests.real_programs import need
 
 pytestmark = pytest.mark.live
 
 PRINTED_PORT = "127.0.0.1:8000"  # the address the lessons print; the tests swap in theirs
+PRINTED_HTTPS = "localhost:8443"  # and nginx's, with --https (lesson 10)
 
 
 @dataclass(frozen=True)
@@ -94,13 +96,15 @@ class Output:
 class Curl:
     """Runs printed commands against a live server, as the learner's shell would."""
 
-    def __init__(self, url: str, folder: Path):
+    def __init__(self, url: str, folder: Path, https_address: str = PRINTED_HTTPS):
         self.address = url.removeprefix("http://")
+        self.https_address = https_address
         self.folder = folder  # the working directory, where ``-o`` writes
 
     def start(self, command: str) -> subprocess.Popen:
-        words = shlex.split(command.replace(PRINTED_PORT, self.address))
-        words = [word for word in words if word != "&"]
+        command = command.replace(PRINTED_PORT, self.address)
+        words = shlex.split(command.replace(PRINTED_HTTPS, self.https_address))
+        words = [os.path.expanduser(word) for word in words if word != "&"]  # as a shell does
         words[0:1] = [need("curl", "curl"), "-sS"]
         return subprocess.Popen(
             words, cwd=self.folder, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
@@ -335,6 +339,12 @@ def greets_ada_three_times(curl: Curl, command: str) -> None:
     assert curl.run(command).body == b"hello Ada (0)\nhello Ada (1)\nhello Ada (2)\n"
 
 
+def ticks_over_http2_without_chunks(curl: Curl, command: str) -> None:
+    assert curl.run(command).body == b"tick 0\ntick 1\ntick 2\n"
+    version = curl.run(command.replace("curl ", "curl -o /dev/null -w '%{http_version}' ", 1))
+    assert version.body == b"2"
+
+
 # Each printed command (its address left out) and the check of what its comment says.
 CLAIMS: dict[str, Callable[[Curl, str], None]] = {
     "curl -N '/streamed?size=1000000&delay=0.01'": streamed_prints_as_it_comes,
@@ -368,6 +378,9 @@ CLAIMS: dict[str, Callable[[Curl, str], None]] = {
     "curl -N --compressed '/django/events-gzip?count=3'": gzip_holds_the_events_to_the_end,
     "curl -N '/flask/greetings?name=Ada'": greets_ada_three_times,
     "curl -D - -r 0-99 -o part /django/files/tone.wav": writes_100_bytes_to_part,
+    "curl --cacert ~/.cache/streamlib/https/ca.pem -N https://localhost:8443/ticks?count=3": (
+        ticks_over_http2_without_chunks
+    ),
     "curl /broadcast -H 'Content-Type: application/json' "
     """-d '{"text": "hello"}'""": posts_hello_to_both_listeners,
 }
@@ -393,9 +406,13 @@ def server_for() -> Iterator[Callable[[tuple[str, ...]], str]]:
 
                     redis_server = stack.enter_context(spawn_redis())
                     run_with[run_with.index("--redis") + 1] = redis_server.url
+                if "--https" in run_with:  # nginx on a free port: "localhost:8443" is swapped
+                    run_with += ["--https-port", str(https_ports.setdefault(flags, free_port()))]
                 started[flags] = stack.enter_context(spawn_course(*run_with)).url
             return started[flags]
 
+        https_ports: dict[tuple[str, ...], int] = {}
+        url_of.https_ports = https_ports
         yield url_of
 
 
@@ -414,7 +431,10 @@ def test_a_printed_command_does_what_its_comment_says(printed, server_for, tmp_p
         f"lesson {printed.lesson} prints `{printed.command}`, which no test runs: add a check"
         " of what its comment says to CLAIMS"
     )
-    check(Curl(server_for(printed.server_flags), tmp_path), printed.command)
+    url = server_for(printed.server_flags)
+    https_port = server_for.https_ports.get(printed.server_flags)
+    https_address = f"localhost:{https_port}" if https_port else PRINTED_HTTPS
+    check(Curl(url, tmp_path, https_address), printed.command)
 
 
 INDEX_COMMANDS = [
