@@ -365,9 +365,12 @@ class Listener:
 
 def listeners_on_both_workers(url: str, at_most: int = 40) -> list[Listener]:
     """Connect clients until two different worker processes serve them (at most
-    ``at_most``): the kernel decides which worker accepts each connection."""
+    ``at_most``, a tenth of a second apart): the kernel decides which worker accepts each
+    connection, and a worker still starting accepts none."""
     clients: list[Listener] = []
     while len({c.pid for c in clients}) < 2 and len(clients) < at_most:
+        if clients:
+            time.sleep(0.1)
         clients.append(Listener(url))
         assert clients[-1].connected.wait(5)
     assert len({c.pid for c in clients}) == 2, "every client reached the same worker"
