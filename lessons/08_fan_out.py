@@ -35,14 +35,19 @@ their last id. Redis here writes every change to its append-only file before ans
 (``appendfsync always``), so an acknowledged message survives a restart: the tests stop
 and restart the Redis process mid-broadcast and count zero lost.
 
-**At scale** (``bench/results/README.md``): two gevent workers relay 100 messages a second
-to 1,000 clients with none lost, p50 25 ms and p99 68 ms from publish to client, using
-about 40% of one core for both workers and Redis together. Each message is encoded once
-per worker and the same bytes go to every client; a client woken late gets every message
-since in one write. The same load on gthread workers (1,000 threads) loses nothing but
-p99 is 430 ms. The likely cause, not measured apart: every message wakes 500 threads per
-worker, and they take the GIL one at a time, where gevent switches between greenlets in
-one thread.
+**At scale** (``bench/results/README.md``), beside a yardstick: one Node process relaying
+the same stream the Node way, one reader and a ``res.write`` to every client for every
+message (``streamlib.node_relay``), the two taking turns on the same core budget (servers
+and Redis on one core). Two gevent workers relay 100 messages a second to 1,000 clients with
+none lost, p99 1.3 to 1.6 times Node's (195 ms against 137 on the median run); to 5,000
+clients, none lost, and there Node falls further behind (p99 1.9 s against 3.6 s): each
+message costs Node a write to every client, while a worker woken late sends every message
+since in one write, encoded once per worker. On this two-core machine the clients have a
+single core and use all of it at 5,000, so those delays are partly the clients' own. The
+same load on gthread workers (1,000 threads) falls behind even at 1,000 clients: p99 6 s,
+and only 533 of the clients got every message within the run. The likely cause, not
+measured apart: every message wakes 500 threads per worker, and they take the GIL one at a
+time, where gevent switches between greenlets in one thread.
 
 Try it, with Redis (``apt-get install redis-server``; ``redis-server --port 6379``)::
 

@@ -73,3 +73,55 @@ def test_the_load_generator_reads_every_node_event():
         result = crowd(node.url + "/events?interval=0.2", 50, window=1.0, ramp=0.2, interval=0.2)
     assert result.served() == 50
     assert 0 < result.client_cores_used() < 1, "the load generator's CPU, in cores"
+
+
+def test_the_node_relay_sends_what_the_course_sends_for_a_broadcast():
+    """Lesson 08's yardstick (``streamlib.node_relay``): each message published to the
+    room's Redis Stream reaches every client as the course's ``/broadcast`` sends it."""
+    need("node", "nodejs")
+    need("redis-server", "redis-server")
+    import json
+    import time
+
+    import redis
+
+    from lessons import spawn_course
+    from streamlib.broadcast import publish
+    from streamlib.node_relay import spawn_node_relay
+    from streamlib.redis_server import spawn_redis
+
+    with (
+        spawn_redis() as broker,
+        spawn_node_relay(broker.url) as node,
+        spawn_course("--redis", broker.url) as course,
+    ):
+        readers = [raw_reader(server.url + "/broadcast") for server in (node, course)]
+        time.sleep(0.5)  # both are blocked on the stream's newest message by now
+        client = redis.Redis.from_url(broker.url, decode_responses=True)
+        ids = [publish(client, json.dumps({"text": f"m{n}"})) for n in range(3)]
+        bodies = [read_until(reader, ids[-1].encode()) for reader in readers]
+    node_body, course_body = bodies
+    expected = b"".join(
+        b'id: %s\ndata: {"text": "m%d"}\n\n' % (message_id.encode(), n)
+        for n, message_id in enumerate(ids)
+    )
+    assert node_body.endswith(expected), node_body
+    assert course_body.split(b"\n\n", 1)[1].endswith(expected), course_body  # after its hello
+
+
+def raw_reader(url: str) -> socket.socket:
+    address = urlsplit(url)
+    sock = socket.create_connection((address.hostname, address.port), timeout=5)
+    sock.sendall(f"GET {address.path} HTTP/1.0\r\n\r\n".encode())
+    return sock
+
+
+def read_until(sock: socket.socket, marker: bytes) -> bytes:
+    """The body read from ``sock`` until ``marker`` and the end of its event have come."""
+    with sock:
+        received = b""
+        while not (marker in received and received.endswith(b"\n\n")):
+            piece = sock.recv(65536)
+            assert piece, f"the stream ended early: {received!r}"
+            received += piece
+    return received.partition(b"\r\n\r\n")[2]
