@@ -1,0 +1,103 @@
+"""Request bodies streamed to disk: constant memory, a size cap, and no partial file.
+
+Every lesson before 11 streams responses; an upload is the same problem the other way. A
+WSGI app reads its request body from ``environ["wsgi.input"]``, a file-like object, and
+``read()`` with no size would pull the whole body into memory. :func:`body_pieces` reads it
+in pieces of a fixed size instead, and :func:`store_body` writes each piece as it comes to
+a temporary file beside the target, renamed into place only once the whole body is in:
+a client that stops halfway leaves no file that looks complete.
+
+Where the body ends. With ``Content-Length`` the app must read exactly that many bytes and
+no more (PEP 3333: reading past it may block forever). A ``Transfer-Encoding: chunked``
+body has no length; a server that undoes the chunks says so with
+``environ["wsgi.input_terminated"] = True`` (werkzeug's dev server and gunicorn both do), and
+then ``read()`` returns ``b""`` at the body's end. Without either, the app cannot know where
+the body ends: 411 Length Required.
+"""
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from werkzeug.exceptions import BadRequest, LengthRequired, RequestEntityTooLarge
+
+PIECE = 64 * 1024  # bytes read and written at a time: the upload's whole footprint
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A body stored whole: where, how many bytes, and their SHA-256 (hex)."""
+
+    path: Path
+    size: int
+    sha256: str
+
+
+def declared_length(environ: dict) -> int | None:
+    """The body's ``Content-Length``, or None if it has none (a chunked body).
+
+    Raises ``BadRequest`` (400) for a length that is not a plain decimal number.
+    """
+    text = environ.get("CONTENT_LENGTH", "")
+    if text == "":
+        return None
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        raise BadRequest(f"Content-Length: expected a number of bytes, got {text[:40]!r}")
+    return int(text)
+
+
+def body_pieces(environ: dict, max_bytes: int, piece: int = PIECE) -> Iterator[bytes]:
+    """The request body, in pieces of at most ``piece`` bytes, as they come.
+
+    max_bytes: the largest body accepted. A ``Content-Length`` above it is refused before a
+        byte is read; a chunked body is refused as soon as more than that has come.
+
+    Raises ``RequestEntityTooLarge`` (413), ``LengthRequired`` (411) when the server cannot
+    say where the body ends, or ``BadRequest`` (400) when the client stops before it.
+    """
+    body = environ["wsgi.input"]
+    length = declared_length(environ)
+    if length is None and not environ.get("wsgi.input_terminated"):
+        raise LengthRequired("send Content-Length, or a chunked body to a server that reads it")
+    if length is not None and length > max_bytes:
+        raise RequestEntityTooLarge(f"the body is {length} bytes; at most {max_bytes} here")
+    received = 0
+    while length is None or received < length:
+        wanted = piece if length is None else min(piece, length - received)
+        data = body.read(wanted)
+        if not data:
+            if length is None:
+                return  # a chunked body's end, marked by the server
+            raise BadRequest(f"the body stopped after {received} of {length} bytes")
+        received += len(data)
+        if received > max_bytes:
+            raise RequestEntityTooLarge(f"the body went past {max_bytes} bytes")
+        yield data
+
+
+def store_body(environ: dict, path: Path, max_bytes: int, piece: int = PIECE) -> Stored:
+    """Stream the request body to ``path`` in pieces, and return what was stored.
+
+    The bytes go to a temporary file in the same folder, renamed to ``path`` only when the
+    whole body is in (a rename within one folder is atomic): on any error the temporary file
+    is removed and ``path`` is as it was. Raises as :func:`body_pieces` does.
+    """
+    digest = hashlib.sha256()
+    size = 0
+    descriptor, temporary = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=".part"
+    )
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            for data in body_pieces(environ, max_bytes, piece):
+                file.write(data)
+                digest.update(data)
+                size += len(data)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+    return Stored(path, size, digest.hexdigest())

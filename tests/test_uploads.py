@@ -1,0 +1,110 @@
+"""Request bodies streamed to disk (``streamlib.uploads``, for lesson 11): exact bytes, a
+size cap enforced before or while reading, and never a partial file left as if complete."""
+
+import hashlib
+import io
+import tracemalloc
+
+import pytest
+import requests
+from werkzeug.exceptions import BadRequest, LengthRequired, RequestEntityTooLarge
+
+from streamlib import serve
+from streamlib.uploads import PIECE, body_pieces, store_body
+
+MIB = 1024 * 1024
+
+
+class CountingInput(io.RawIOBase):
+    """A ``wsgi.input`` of ``size`` bytes made as they are read (nothing held), which
+    counts what was read; ``stop_at`` ends it early, as a client that goes away."""
+
+    def __init__(self, size: int, stop_at: int | None = None) -> None:
+        self.size, self.stop_at, self.served = size, stop_at, 0
+
+    def read(self, n: int = -1) -> bytes:
+        end = self.size if self.stop_at is None else self.stop_at
+        n = end - self.served if n < 0 else min(n, end - self.served)
+        self.served += n
+        return b"x" * n
+
+
+def environ_for(body, length: int | None, terminated: bool = False) -> dict:
+    environ = {"wsgi.input": body, "wsgi.input_terminated": terminated}
+    if length is not None:
+        environ["CONTENT_LENGTH"] = str(length)
+    return environ
+
+
+def test_a_body_is_stored_whole_with_its_hash(tmp_path):
+    data = bytes(range(256)) * 1000
+    stored = store_body(environ_for(io.BytesIO(data), len(data)), tmp_path / "up.bin", MIB)
+    assert stored.size == len(data) and (tmp_path / "up.bin").read_bytes() == data
+    assert stored.sha256 == hashlib.sha256(data).hexdigest()
+    assert [p.name for p in tmp_path.iterdir()] == ["up.bin"]  # no temporary file left
+
+
+def test_too_long_a_content_length_is_a_413_before_a_byte_is_read(tmp_path):
+    body = CountingInput(2 * MIB)
+    with pytest.raises(RequestEntityTooLarge):
+        store_body(environ_for(body, 2 * MIB), tmp_path / "big", MIB)
+    assert body.served == 0 and list(tmp_path.iterdir()) == []
+
+
+def test_a_chunked_body_past_the_cap_is_a_413_and_leaves_nothing(tmp_path):
+    body = CountingInput(3 * MIB)
+    with pytest.raises(RequestEntityTooLarge):
+        store_body(environ_for(body, None, terminated=True), tmp_path / "big", MIB)
+    assert body.served <= MIB + PIECE and list(tmp_path.iterdir()) == []
+
+
+def test_a_client_that_stops_halfway_leaves_the_old_file_as_it_was(tmp_path):
+    (tmp_path / "doc").write_bytes(b"the old version")
+    with pytest.raises(BadRequest, match="stopped after 500000 of 1000000"):
+        store_body(environ_for(CountingInput(10**6, stop_at=500_000), 10**6), tmp_path / "doc", MIB)
+    assert [p.name for p in tmp_path.iterdir()] == ["doc"]
+    assert (tmp_path / "doc").read_bytes() == b"the old version"
+
+
+@pytest.mark.parametrize("length", ["-1", "1e3", "٣", "0x10", "9" * 40, " 5"])
+def test_a_content_length_that_is_not_a_plain_number_is_a_400(length):
+    environ = {"wsgi.input": io.BytesIO(b"12345"), "CONTENT_LENGTH": length}
+    with pytest.raises(BadRequest):
+        list(body_pieces(environ, MIB))
+
+
+def test_a_body_with_no_length_and_no_end_marked_is_a_411():
+    with pytest.raises(LengthRequired):
+        list(body_pieces(environ_for(io.BytesIO(b"abc"), None), MIB))
+
+
+def test_storing_64_mib_holds_a_piece_at_a_time(tmp_path):
+    tracemalloc.start()
+    try:
+        stored = store_body(
+            environ_for(CountingInput(64 * MIB), 64 * MIB), tmp_path / "f", 65 * MIB
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert stored.size == 64 * MIB and (tmp_path / "f").stat().st_size == 64 * MIB
+    assert peak < 4 * PIECE, f"peak {peak} bytes while storing 64 MiB"
+
+
+@pytest.mark.live
+def test_werkzeugs_server_hands_a_chunked_body_over_and_marks_its_end(tmp_path):
+    """requests sends a generator as ``Transfer-Encoding: chunked``; the dev server undoes
+    the chunks and sets ``wsgi.input_terminated``."""
+    seen = {}
+
+    def upload(environ, start_response):
+        seen["terminated"] = environ.get("wsgi.input_terminated")
+        stored = store_body(environ, tmp_path / "up", MIB)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [stored.sha256.encode()]
+
+    pieces = [b"a" * 1000, b"b" * 70_000, b"c"]
+    with serve(upload) as url:
+        answer = requests.put(url + "/", data=iter(pieces), timeout=10)
+    assert answer.text == hashlib.sha256(b"".join(pieces)).hexdigest()
+    assert seen["terminated"] is True and (tmp_path / "up").read_bytes() == b"".join(pieces)
