@@ -108,3 +108,26 @@ def test_werkzeugs_server_hands_a_chunked_body_over_and_marks_its_end(tmp_path):
         answer = requests.put(url + "/", data=iter(pieces), timeout=10)
     assert answer.text == hashlib.sha256(b"".join(pieces)).hexdigest()
     assert seen["terminated"] is True and (tmp_path / "up").read_bytes() == b"".join(pieces)
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("worker_class", ["sync", "gthread", "gevent"])
+def test_gunicorn_hands_a_chunked_body_over_and_refuses_one_past_the_cap(tmp_path, worker_class):
+    """Every gunicorn worker class undoes the chunks and marks the body's end, so the same
+    ``store_body`` serves both kinds of body; past the cap the answer is a 413."""
+    import sys
+    from pathlib import Path
+
+    from streamlib import free_port, spawn_server
+
+    port = free_port()
+    command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}"]
+    command += ["--worker-class", worker_class, "--chdir", str(Path(__file__).parent)]
+    env = {"UPLOAD_FOLDER": str(tmp_path)}
+    pieces = [b"a" * 1000, b"b" * 70_000, b"c"]
+    with spawn_server([*command, "upload_echo:app"], port, env=env) as server:
+        seen = requests.put(server.url + "/", data=iter(pieces), timeout=10).json()
+        too_big = requests.put(server.url + "/", data=iter([b"x" * MIB, b"y"]), timeout=10)
+    assert seen["sha256"] == hashlib.sha256(b"".join(pieces)).hexdigest()
+    assert seen["input_terminated"] is True and seen["content_length"] == ""
+    assert too_big.status_code == 413
