@@ -97,7 +97,8 @@ def make_parser(description: str, prog: str = "python -m lessons") -> argparse.A
     parser.add_argument(
         "--https",
         action="store_true",
-        help="also serve HTTPS and HTTP/2 through nginx in front, on --https-port (lesson 10)",
+        help="also serve HTTPS and HTTP/2 through nginx in front, on this machine's"
+        " 127.0.0.1 only, port --https-port (lesson 10)",
     )
     parser.add_argument("--https-port", type=int, default=8443, help="nginx's port for --https")
     parser.add_argument(
