@@ -34,11 +34,12 @@ send them: the server frames the body, whichever protocol it speaks.
 
 **Flow control.** Each stream has a window: the sender may have only so many bytes in
 flight (64 KiB by default) until the reader makes room (``WINDOW_UPDATE``). A client that
-stops reading one stream stops that stream alone, and nginx, its buffer full, stops
-reading from the app, whose next write waits: back-pressure from the browser's tab to the
-generator. The other streams on the connection go on (``streamlib.http2.exchange`` shows
-it: one stream left unread holds at 65,535 bytes while another's ticks keep coming).
-The connection has a window of its own too, which browsers open wide for that reason.
+stops reading one stream stops that stream alone; the other streams on the connection go
+on (``streamlib.http2.exchange`` shows it: one stream left unread holds at 65,535 bytes
+while another's ticks keep coming). Meanwhile nginx keeps what it has read of that answer,
+and once its buffer and the kernel's are full it stops reading from the app, whose next
+write then waits (the course does not measure that last step). The connection has a
+window of its own too, which browsers open wide for that reason.
 
 **HTTP/3** runs the same streams over QUIC (UDP), so that a lost packet holds up only its
 own stream, where TCP holds up every stream of the connection. nginx has it since 1.25;
