@@ -13,18 +13,26 @@ body has no length; a server that undoes the chunks says so with
 ``environ["wsgi.input_terminated"] = True`` (werkzeug's dev server and gunicorn both do), and
 then ``read()`` returns ``b""`` at the body's end. Without either, the app cannot know where
 the body ends: 411 Length Required.
+
+What arrived is what was sent. A client may send the body's SHA-256 in ``Content-Digest``
+(RFC 9530: ``Content-Digest: sha-256=:BASE64:``); :func:`store_body` compares it with what
+came before the file takes its place, and a body that differs is refused (400).
 """
 
+import base64
+import binascii
 import hashlib
 import os
+import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from werkzeug.exceptions import BadRequest, LengthRequired, RequestEntityTooLarge
 
 PIECE = 64 * 1024  # bytes read and written at a time: the upload's whole footprint
+SHA256_MEMBER = re.compile(r"(?:^|,)\s*sha-256\s*=\s*:([A-Za-z0-9+/=]*):\s*(?:;[^,]*)?(?=,|$)")
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,21 @@ def declared_length(environ: dict) -> int | None:
     return int(text)
 
 
+def read_body(read: Callable[[int], bytes], size: int = -1) -> bytes:
+    """``read(size)`` (the body's ``read`` or ``readline``), with a body the server cannot
+    read turned into a 400.
+
+    A malformed chunked body (a chunk size of twenty hex digits, a missing CRLF) fails
+    inside the *server's* reader, when the app reads: werkzeug raises ``OSError``,
+    gunicorn a ``ParseException`` of its own. Neither is the app's bug, so neither may
+    become a 500; the types differ by server, hence the broad ``except``.
+    """
+    try:
+        return read(size)
+    except Exception as error:
+        raise BadRequest(f"the body could not be read: {type(error).__name__}") from error
+
+
 def body_pieces(environ: dict, max_bytes: int, piece: int = PIECE) -> Iterator[bytes]:
     """The request body, in pieces of at most ``piece`` bytes, as they come.
 
@@ -67,7 +90,7 @@ def body_pieces(environ: dict, max_bytes: int, piece: int = PIECE) -> Iterator[b
     received = 0
     while length is None or received < length:
         wanted = piece if length is None else min(piece, length - received)
-        data = body.read(wanted)
+        data = read_body(body.read, wanted)
         if not data:
             if length is None:
                 return  # a chunked body's end, marked by the server
@@ -78,13 +101,37 @@ def body_pieces(environ: dict, max_bytes: int, piece: int = PIECE) -> Iterator[b
         yield data
 
 
+def sent_sha256(environ: dict) -> str | None:
+    """The SHA-256 (hex) the client says its body has, from ``Content-Digest``, or None.
+
+    Raises ``BadRequest`` when the header has a ``sha-256`` member that is not 32 bytes
+    of base64. Other algorithms (``sha-512``) are left unchecked, as RFC 9530 allows.
+
+    >>> sent_sha256({"HTTP_CONTENT_DIGEST": "sha-256=:" + "A" * 43 + "=:"})[:8]
+    '00000000'
+    """
+    found = SHA256_MEMBER.search(environ.get("HTTP_CONTENT_DIGEST", ""))
+    if found is None:
+        return None
+    try:
+        raw = base64.b64decode(found.group(1), validate=True)
+    except binascii.Error:
+        raw = b""
+    if len(raw) != 32:
+        raise BadRequest("Content-Digest: sha-256 must be 32 bytes in base64, as :...:")
+    return raw.hex()
+
+
 def store_body(environ: dict, path: Path, max_bytes: int, piece: int = PIECE) -> Stored:
     """Stream the request body to ``path`` in pieces, and return what was stored.
 
     The bytes go to a temporary file in the same folder, renamed to ``path`` only when the
-    whole body is in (a rename within one folder is atomic): on any error the temporary file
-    is removed and ``path`` is as it was. Raises as :func:`body_pieces` does.
+    whole body is in and matches the ``Content-Digest`` the client sent, if any (a rename
+    within one folder is atomic): on any error the temporary file is removed and ``path``
+    is as it was. Raises as :func:`body_pieces` does, and ``BadRequest`` for a body that
+    is not the one the client's digest describes.
     """
+    expected = sent_sha256(environ)
     digest = hashlib.sha256()
     size = 0
     descriptor, temporary = tempfile.mkstemp(
@@ -96,8 +143,41 @@ def store_body(environ: dict, path: Path, max_bytes: int, piece: int = PIECE) ->
                 file.write(data)
                 digest.update(data)
                 size += len(data)
+        if expected is not None and digest.hexdigest() != expected:
+            raise BadRequest(f"the body's SHA-256 is {digest.hexdigest()}, not {expected}")
         os.replace(temporary, path)
     except BaseException:
         os.unlink(temporary)
         raise
     return Stored(path, size, digest.hexdigest())
+
+
+def file_sha256(path: Path, piece: int = PIECE) -> str:
+    """The SHA-256 (hex) of the file at ``path``, read a piece at a time."""
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while data := file.read(piece):
+            digest.update(data)
+    return digest.hexdigest()
+
+
+class CountingInput:
+    """``wsgi.input`` that reports each read: ``on_read(n)`` after every ``n`` bytes read.
+
+    Wrap the request body in it to learn how much has arrived *while* it arrives (a progress
+    bar, the time of the first byte), whoever reads it: your loop or a form parser.
+    """
+
+    def __init__(self, stream: object, on_read: Callable[[int], None]) -> None:
+        self.stream = stream
+        self.on_read = on_read
+
+    def read(self, size: int = -1) -> bytes:
+        data = read_body(self.stream.read, size)
+        self.on_read(len(data))
+        return data
+
+    def readline(self, size: int = -1) -> bytes:
+        data = read_body(self.stream.readline, size)
+        self.on_read(len(data))
+        return data

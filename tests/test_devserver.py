@@ -152,3 +152,57 @@ def test_a_body_that_stops_coming_is_a_400_at_the_deadline():
             answer += data
         took = time.monotonic() - started
     assert answer.startswith(b"HTTP/1.1 400") and took < 3, (answer[:80], took)
+
+
+def refuse_or_echo(environ: dict, start_response) -> list[bytes]:
+    """Refuse a body over 10 bytes without reading it; echo a smaller one."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    if length > 10:
+        start_response("413 Content Too Large", [("Content-Length", "0")])
+        return []
+    body = environ["wsgi.input"].read(length)
+    start_response("200 OK", [("Content-Length", str(len(body)))])
+    return [body]
+
+
+def expecting(length: int) -> bytes:
+    return (
+        f"PUT / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {length}\r\n"
+        "Expect: 100-continue\r\n\r\n"
+    ).encode()
+
+
+def first_answer(address: tuple[str, int], head: bytes, body: bytes) -> tuple[bytes, bytes]:
+    """Send ``head``, take what the server says before the body, then send the body
+    (unless a final answer came) and read the rest."""
+    with socket.create_connection(address, timeout=10) as sock:
+        sock.sendall(head)
+        time.sleep(0.2)
+        sock.setblocking(False)
+        try:
+            early = sock.recv(65536)
+        except BlockingIOError:
+            early = b""
+        sock.setblocking(True)
+        if not early.startswith(b"HTTP/1.1 4"):
+            sock.sendall(body)
+        rest = b""
+        while data := sock.recv(65536):
+            rest += data
+        return early, rest
+
+
+def test_100_continue_comes_once_and_only_when_the_app_reads_the_body():
+    # PEP 3333, "HTTP 1.1 Expect/Continue": the server may send 100 Continue at once, or
+    # when the app first reads wsgi.input. The second spares a body the app refuses.
+    with running(refuse_or_echo, QuietRequestHandler) as address:
+        early, rest = first_answer(address, expecting(5), b"hello")
+        refused, _ = first_answer(address, expecting(11), b"x" * 11)
+    assert early == b"HTTP/1.1 100 Continue\r\n\r\n" and rest.endswith(b"\r\n\r\nhello")
+    assert refused.startswith(b"HTTP/1.1 413") and b"100 Continue" not in refused
+
+
+def test_plain_werkzeug_says_continue_twice_before_the_app_runs():
+    with running(refuse_or_echo, WSGIRequestHandler) as address:
+        early, _ = first_answer(address, expecting(11), b"x" * 11)
+    assert early.count(b"HTTP/1.1 100 Continue\r\n\r\n") == 2, early

@@ -73,6 +73,21 @@ def test_a_content_length_that_is_not_a_plain_number_is_a_400(length):
         list(body_pieces(environ, MIB))
 
 
+class BrokenChunks(io.RawIOBase):
+    """A server's reader of a malformed chunked body: it fails when read, with a type of
+    its own (as gunicorn's ``InvalidChunkSize``, which is no ``OSError``)."""
+
+    def read(self, n: int = -1) -> bytes:
+        raise type("InvalidChunkSize", (Exception,), {})("fffffffffffffffffff")
+
+
+def test_a_body_the_server_cannot_read_is_a_400_and_stores_nothing(tmp_path):
+    environ = environ_for(BrokenChunks(), None, terminated=True)
+    with pytest.raises(BadRequest, match="could not be read: InvalidChunkSize"):
+        store_body(environ, tmp_path / "x.bin", MIB)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_body_with_no_length_and_no_end_marked_is_a_411():
     with pytest.raises(LengthRequired):
         list(body_pieces(environ_for(io.BytesIO(b"abc"), None), MIB))
