@@ -17,7 +17,10 @@ break rules that the lessons teach, or the best practice PEP 3333 offers.
    stream's ``finally`` never runs and ``/stats`` counts it open forever.
 3. **A request has a deadline.** werkzeug waits for a request's headers and body as long
    as the client likes: a client sending one byte every few seconds holds a thread for
-   ever ("slowloris"). Here the whole request must arrive within ``request_seconds``.
+   ever ("slowloris"). Here the whole request must arrive within ``request_seconds``,
+   plus a second for every ``min_rate`` bytes that have come (Apache's ``mod_reqtimeout``
+   works so): a client trickling a byte at a time is cut, a large upload sent at a decent
+   pace is not (lesson 11).
 
 4. **``100 Continue`` when the app asks for the body.** A client that sends
    ``Expect: 100-continue`` (curl does for bodies over 1 MiB) waits for the server's go
@@ -42,7 +45,8 @@ from typing import Any
 
 from werkzeug.serving import WSGIRequestHandler
 
-REQUEST_SECONDS = 10.0  # for the headers and the body together; the course's bodies are small
+REQUEST_SECONDS = 10.0  # for the headers and the body together, to begin with
+MIN_RATE = 64 * 1024  # bytes a second: each that arrives extends the deadline by 1/MIN_RATE s
 
 
 class DeadlineReader(io.RawIOBase):
@@ -50,6 +54,8 @@ class DeadlineReader(io.RawIOBase):
 
     sock: the connected socket to read from.
     deadline: a ``time.monotonic()`` instant after which every read returns end of input.
+    min_rate: bytes a second; every byte read moves the deadline ``1 / min_rate`` s on,
+        so a client that keeps up that pace is never cut, however much it sends.
 
     Each ``recv`` waits at most until the deadline, so a client that trickles bytes
     cannot stretch a request past it. Errors (a reset, a timeout) read as the end of
@@ -58,8 +64,8 @@ class DeadlineReader(io.RawIOBase):
     writing the response is not affected.
     """
 
-    def __init__(self, sock: socket.socket, deadline: float) -> None:
-        self.sock, self.deadline = sock, deadline
+    def __init__(self, sock: socket.socket, deadline: float, min_rate: float = MIN_RATE) -> None:
+        self.sock, self.deadline, self.min_rate = sock, deadline, min_rate
 
     def readable(self) -> bool:
         return True
@@ -71,7 +77,9 @@ class DeadlineReader(io.RawIOBase):
         previous = self.sock.gettimeout()
         try:
             self.sock.settimeout(remaining)
-            return self.sock.recv_into(buffer)
+            count = self.sock.recv_into(buffer)
+            self.deadline += count / self.min_rate
+            return count
         except OSError:  # reset, timed out, or closed: the client has gone
             return 0
         finally:
@@ -117,11 +125,12 @@ class SpecRequestHandler(WSGIRequestHandler):
     """
 
     request_seconds: float = REQUEST_SECONDS
+    min_rate: float = MIN_RATE
 
     def setup(self) -> None:
         super().setup()
         deadline = time.monotonic() + self.request_seconds
-        self.rfile = io.BufferedReader(DeadlineReader(self.connection, deadline))
+        self.rfile = io.BufferedReader(DeadlineReader(self.connection, deadline, self.min_rate))
 
     def handle_expect_100(self) -> bool:
         return True  # not yet: the app's first read of the body says it (point 4)

@@ -98,3 +98,38 @@ def observe(
     if keep_body:
         seen.body = bytes(body)
     return seen
+
+
+def before_the_body(
+    url: str, head: bytes, body: bytes = b"", wait: float = 0.3
+) -> tuple[bytes, bytes]:
+    """What a server at ``url`` says between a request's head and its body, and after.
+
+    Sends ``head`` (a raw request head, such as one with ``Expect: 100-continue``), waits
+    ``wait`` seconds and takes what arrived: ``100 Continue``, a final answer such as a
+    413, or nothing. Then, unless a final answer came, sends ``body``, and reads until the
+    server closes. Returns (what came before the body, what came after).
+
+    >>> before_the_body(url, head_of_a_2_gb_put)  # doctest: +SKIP
+    (b'HTTP/1.1 413 Request Entity Too Large\\r\\n...', b'')
+    """
+    import socket
+
+    address = url.removeprefix("http://").split("/")[0]
+    host, port = address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(head)
+        time.sleep(wait)
+        sock.setblocking(False)
+        try:
+            early = sock.recv(65536)
+        except BlockingIOError:
+            early = b""
+        sock.setblocking(True)
+        final = early.startswith(b"HTTP/1.") and not early[9:12].startswith(b"1")
+        if body and not final:
+            sock.sendall(body)
+        rest = b""
+        while data := sock.recv(65536):
+            rest += data
+    return early, rest

@@ -19,6 +19,7 @@ from lessons import load_lessons
 from lessons.course import build_app
 from streamlib import StreamStats
 from streamlib.devserver import QuietRequestHandler
+from streamlib.observe import before_the_body
 
 pytestmark = pytest.mark.live
 
@@ -172,37 +173,50 @@ def expecting(length: int) -> bytes:
     ).encode()
 
 
-def first_answer(address: tuple[str, int], head: bytes, body: bytes) -> tuple[bytes, bytes]:
-    """Send ``head``, take what the server says before the body, then send the body
-    (unless a final answer came) and read the rest."""
-    with socket.create_connection(address, timeout=10) as sock:
-        sock.sendall(head)
-        time.sleep(0.2)
-        sock.setblocking(False)
-        try:
-            early = sock.recv(65536)
-        except BlockingIOError:
-            early = b""
-        sock.setblocking(True)
-        if not early.startswith(b"HTTP/1.1 4"):
-            sock.sendall(body)
-        rest = b""
-        while data := sock.recv(65536):
-            rest += data
-        return early, rest
+def url_of(address: tuple[str, int]) -> str:
+    return f"http://{address[0]}:{address[1]}"
 
 
 def test_100_continue_comes_once_and_only_when_the_app_reads_the_body():
     # PEP 3333, "HTTP 1.1 Expect/Continue": the server may send 100 Continue at once, or
     # when the app first reads wsgi.input. The second spares a body the app refuses.
     with running(refuse_or_echo, QuietRequestHandler) as address:
-        early, rest = first_answer(address, expecting(5), b"hello")
-        refused, _ = first_answer(address, expecting(11), b"x" * 11)
+        early, rest = before_the_body(url_of(address), expecting(5), b"hello")
+        refused, _ = before_the_body(url_of(address), expecting(11), b"x" * 11)
     assert early == b"HTTP/1.1 100 Continue\r\n\r\n" and rest.endswith(b"\r\n\r\nhello")
     assert refused.startswith(b"HTTP/1.1 413") and b"100 Continue" not in refused
 
 
 def test_plain_werkzeug_says_continue_twice_before_the_app_runs():
     with running(refuse_or_echo, WSGIRequestHandler) as address:
-        early, _ = first_answer(address, expecting(11), b"x" * 11)
+        early, _ = before_the_body(url_of(address), expecting(11), b"x" * 11)
     assert early.count(b"HTTP/1.1 100 Continue\r\n\r\n") == 2, early
+
+
+def count_body(environ: dict, start_response) -> list[bytes]:
+    """Read the whole body in pieces; answer how many bytes came."""
+    body, length, received = environ["wsgi.input"], int(environ["CONTENT_LENGTH"]), 0
+    while received < length and (data := body.read(min(65536, length - received))):
+        received += len(data)
+    answer = str(received).encode()
+    start_response("200 OK", [("Content-Length", str(len(answer)))])
+    return [answer]
+
+
+def test_an_upload_at_a_steady_pace_outlives_the_deadline():
+    """Each byte that comes buys time (mod_reqtimeout's MinRate): 4 MiB over 2.5 s passes
+    a 1 s deadline, where a client trickling its headers is cut (the test above)."""
+    size = 4 * 1024 * 1024
+    head = f"PUT / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {size}\r\n\r\n"
+    with running(count_body, FastDeadline) as address, socket.create_connection(address) as sock:
+        sock.sendall(head.encode())
+        started = time.monotonic()
+        for _ in range(25):
+            sock.sendall(b"x" * (size // 25))
+            time.sleep(0.1)
+        sock.sendall(b"x" * (size - size // 25 * 25))
+        answer = b""
+        while data := sock.recv(65536):
+            answer += data
+    assert time.monotonic() - started > 2.0
+    assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(str(size).encode()), answer
