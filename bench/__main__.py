@@ -17,10 +17,22 @@ from importlib.metadata import version
 from pathlib import Path
 from types import ModuleType
 
-from bench import lesson01, lesson02, lesson03, lesson05, lesson06, lesson07, lesson08, lesson09
+from bench import (
+    lesson01,
+    lesson02,
+    lesson03,
+    lesson05,
+    lesson06,
+    lesson07,
+    lesson08,
+    lesson09,
+    lesson11,
+)
 from streamlib.nginx import nginx_binary
 
-BENCHMARKS = [lesson01, lesson02, lesson03, lesson05, lesson06, lesson07, lesson08, lesson09]
+BENCHMARKS = [
+    *(lesson01, lesson02, lesson03, lesson05, lesson06, lesson07, lesson08, lesson09, lesson11)
+]
 
 
 def main(argv: list[str] | None = None) -> None:

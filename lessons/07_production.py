@@ -300,6 +300,8 @@ def nginx_location(
     gzip: bool = False,
     read_timeout: str | None = None,
     client_timeout: str | None = None,
+    request_buffering: bool = True,
+    max_body: str | None = None,
 ) -> str:
     """Return an nginx ``location / {}`` block that proxies every request to ``upstream``.
 
@@ -313,6 +315,11 @@ def nginx_location(
         headers, and of its body, before nginx gives up on it (``client_header_timeout``,
         ``client_body_timeout``; 60 s by default). nginx holds slow clients itself, in its
         event loop, and passes on only whole requests: a slow client never reaches a worker.
+    request_buffering: nginx's default, the whole request body read (to a temporary file
+        past 16 KiB) before the upstream sees the request; False adds
+        ``proxy_request_buffering off;``: the body passes on as it comes (lesson 11).
+    max_body: the largest request body nginx lets through, such as ``"1g"``
+        (``client_max_body_size``; nginx's default is 1m, 413 above; ``"0"``: no limit).
 
     ``streamlib.nginx.spawn_nginx(nginx_location(url))`` starts a real nginx with it.
     """
@@ -321,6 +328,10 @@ def nginx_location(
         lines += ["proxy_http_version 1.1;", 'proxy_set_header Connection "";']
     if not buffering:
         lines.append("proxy_buffering off;")
+    if not request_buffering:
+        lines.append("proxy_request_buffering off;")
+    if max_body:
+        lines.append(f"client_max_body_size {max_body};")
     if gzip:
         lines += ["gzip on;", "gzip_types text/plain text/event-stream;", "gzip_min_length 1;"]
     if read_timeout:

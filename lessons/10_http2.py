@@ -75,13 +75,21 @@ def https_proxy(
     upstream: str, *, port: int | None = None, certificate: CertificateFiles | None = None
 ) -> Iterator[ServerProcess]:
     """nginx in front of ``upstream`` (the course's URL): HTTPS and HTTP/2 to browsers,
-    HTTP/1.1 to the course, with lesson 07's config for streams.
+    HTTP/1.1 to the course, with lesson 07's config for streams and lesson 11's for uploads.
 
     port: the port nginx listens on; a free one by default.
     certificate: the files to serve; by default a fresh one for localhost, signed by the
         course's CA (``streamlib.certs.localhost_certificate``).
     """
-    location = production.nginx_location(upstream, buffering=False, http11=True, read_timeout="1h")
+    # Request bodies pass on as they come, and the course's own cap answers (lesson 11).
+    location = production.nginx_location(
+        upstream,
+        buffering=False,
+        http11=True,
+        read_timeout="1h",
+        request_buffering=False,
+        max_body="0",
+    )
     files = certificate or localhost_certificate()
     with spawn_nginx(location, tls=files, port=port) as nginx:
         yield nginx

@@ -26,6 +26,8 @@ from lessons.index_page import curl_commands
 from streamlib import gunicorn_args
 from streamlib.origins import is_loopback, normalize_host
 
+DEFAULT_MAX_UPLOAD = "1G"
+
 
 def make_parser(description: str, prog: str = "python -m lessons") -> argparse.ArgumentParser:
     """Return the argument parser shared by the course server and the lessons.
@@ -60,6 +62,18 @@ def make_parser(description: str, prog: str = "python -m lessons") -> argparse.A
     )
     parser.add_argument("--port", type=int, default=8000, help="port to listen on")
     parser.add_argument("--files", metavar="DIR", help="the folder that /files/ serves (lesson 02)")
+    parser.add_argument(
+        "--uploads",
+        metavar="DIR",
+        help="where /uploads/ stores files (lesson 11); by default uploads/ in the --files folder",
+    )
+    parser.add_argument(
+        "--max-upload",
+        metavar="SIZE",
+        type=byte_count,
+        default=DEFAULT_MAX_UPLOAD,
+        help="the largest upload, in bytes or with K, M or G (lesson 11); larger ones get a 413",
+    )
     parser.add_argument(
         "--server",
         choices=("werkzeug", "gunicorn"),
@@ -108,6 +122,20 @@ def make_parser(description: str, prog: str = "python -m lessons") -> argparse.A
         help="the Redis broker for lesson 08, such as redis://127.0.0.1:6379/0",
     )
     return parser
+
+
+def byte_count(text: str) -> int:
+    """``--max-upload``: a number of bytes, such as ``1048576``, ``64M`` or ``2G``.
+
+    >>> byte_count("64M"), byte_count("1k"), byte_count("10")
+    (67108864, 1024, 10)
+    """
+    units = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+    number, unit = text[:-1] if text[-1:].isalpha() else text, text[-1:].upper()
+    unit = unit if unit.isalpha() else ""
+    if not (number.isascii() and number.isdigit()) or unit not in units or len(number) > 15:
+        raise argparse.ArgumentTypeError(f"expected bytes such as 1048576, 64M or 2G, got {text!r}")
+    return int(number) * units[unit]
 
 
 def redis_url(text: str) -> str:
@@ -225,6 +253,8 @@ def course_settings(args: argparse.Namespace) -> dict[str, Any]:
     talk to it, ``course.allow_hosts`` (with the address it listens on) and ``course.cors``."""
     named = {
         "course.files": args.files,
+        "course.uploads": args.uploads,
+        "course.max_upload": args.max_upload,
         "course.redis": args.redis,
         "course.allow_hosts": tuple(served_names(args)),
         "course.cors": tuple(args.cors),
@@ -312,6 +342,10 @@ def become_gunicorn(
         env["STREAMLIB_LESSONS"] = ",".join(lesson.name for lesson in lessons)
     if args.files:
         env["STREAMLIB_FILES"] = args.files
+    if args.uploads:
+        env["STREAMLIB_UPLOADS"] = args.uploads
+    if args.max_upload != byte_count(DEFAULT_MAX_UPLOAD):
+        env["STREAMLIB_MAX_UPLOAD"] = str(args.max_upload)
     if args.redis:
         env["STREAMLIB_REDIS"] = args.redis
     if names := served_names(args):

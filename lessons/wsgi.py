@@ -5,7 +5,9 @@
 is what ``python -m lessons --server gunicorn`` runs (it prints the exact command).
 Environment variables shape the app, each the twin of a flag of the course's own command
 line: ``STREAMLIB_FILES``, the folder ``/files/`` serves (``--files``; without it, the
-course's sample folder); ``STREAMLIB_REDIS``, the Redis broker of lesson 08 (``--redis``);
+course's sample folder); ``STREAMLIB_UPLOADS`` and ``STREAMLIB_MAX_UPLOAD``, where lesson 11
+stores uploads and the largest it takes, in bytes (``--uploads``, ``--max-upload``);
+``STREAMLIB_REDIS``, the Redis broker of lesson 08 (``--redis``);
 ``STREAMLIB_ALLOW_HOSTS``, host names to answer besides loopback (``--allow-host``);
 ``STREAMLIB_CORS``, origins whose pages may read and post (``--cors``); and
 ``STREAMLIB_LESSONS``, which lessons to mount, such as ``04_server_sent_events``. The
@@ -27,6 +29,8 @@ settings = {
     name: value
     for name, value in [
         ("course.files", os.environ.get("STREAMLIB_FILES")),
+        ("course.uploads", os.environ.get("STREAMLIB_UPLOADS")),
+        ("course.max_upload", int(os.environ.get("STREAMLIB_MAX_UPLOAD") or 0)),
         ("course.redis", os.environ.get("STREAMLIB_REDIS")),
         ("course.allow_hosts", listed("STREAMLIB_ALLOW_HOSTS")),
         ("course.cors", listed("STREAMLIB_CORS")),

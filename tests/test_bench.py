@@ -65,12 +65,16 @@ def test_python_dash_m_bench_quick_writes_a_table_a_plot_and_its_targets(tmp_pat
     for server in ["asyncio + h11", "uvloop + httptools"]:
         assert report.count(f"| uvicorn + Starlette, {server} (ASGI) | 60 | 60 |") == 1, server
     assert (tmp_path / "09_flask_and_django.png").stat().st_size > 10_000
+    assert "## Lesson 11: storing an upload" in report
+    assert report.count("| nginx, dav_methods PUT | 8 MiB | ") == 1
+    assert report.count("| buffered: read whole, gunicorn sync | 8 MiB | ") == 1
+    assert (tmp_path / "11_uploads.png").stat().st_size > 10_000
 
 
 def test_the_committed_results_cover_every_benchmark_and_meet_every_target():
     report = (ROOT / "bench" / "results" / "README.md").read_text()
     assert "--quick" not in report, "commit the results of a full run"
-    for lesson in ["01", "02", "03", "05", "06", "07", "08", "09"]:
+    for lesson in ["01", "02", "03", "05", "06", "07", "08", "09", "11"]:
         assert f"## Lesson {lesson}" in report
     assert report.count("- met:") >= 20
     assert "MISSED" not in report

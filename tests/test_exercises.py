@@ -428,6 +428,43 @@ def iter_file(path, start=0, length=None, chunk_size=65536):
         lambda s: s.replace("Host $http_host", "Host $host"),
         {"test_task3_the_app_learns_the_browsers_host_and_scheme"},
     ),
+    "11:reads_it_whole": (  # request.get_data(), then write it out
+        "11_uploads",
+        lambda s: s.replace("data = body.read(wanted)", "data = body.read()"),
+        {
+            "test_task1_reads_in_pieces_never_the_whole_body",
+            "test_task1_reads_exactly_content_length_and_no_further",
+            "test_task1_holds_a_piece_at_a_time_in_memory",
+        },
+    ),
+    "11:checks_the_cap_only_while_reading": (
+        "11_uploads",
+        lambda s: s.replace(
+            "    if length is not None and length > max_bytes:\n"
+            '        raise RequestEntityTooLarge(f"{length} bytes; at most {max_bytes}")\n',
+            "",
+        ),
+        {"test_task2_a_content_length_over_the_cap_is_refused_before_a_byte_is_read"},
+    ),
+    "11:writes_in_place": (
+        "11_uploads",
+        lambda s: s.replace(
+            'descriptor, temporary = tempfile.mkstemp(dir=path.parent, suffix=".part")',
+            "descriptor, temporary = os.open(path, os.O_WRONLY | os.O_CREAT), path",
+        ),
+        {
+            "test_task3_the_file_takes_its_place_only_when_whole",
+            "test_task3_a_body_that_stops_early_leaves_the_old_file_and_nothing_else",
+        },
+    ),
+    "11:leaves_the_part_file": (
+        "11_uploads",
+        lambda s: s.replace("        os.unlink(temporary)\n", ""),
+        {
+            "test_task3_any_error_removes_the_temporary_file",
+            "test_task2_a_chunked_body_past_the_cap_is_refused_as_it_passes",
+        },
+    ),
 }
 
 

@@ -10,6 +10,7 @@ thing a learner meets, so each is run against the server its block names, and ch
 - every command the index prints answers 200 and sends its first bytes within seconds.
 """
 
+import hashlib
 import json
 import os
 import re
@@ -345,6 +346,74 @@ def ticks_over_http2_without_chunks(curl: Curl, command: str) -> None:
     assert version.body == b"2"
 
 
+def readme_in(curl: Curl) -> bytes:
+    """Put a README.md where the command runs (the learner runs it in the repository)."""
+    content = Path("README.md").read_bytes()
+    (curl.folder / "README.md").write_bytes(content)
+    return content
+
+
+def status_of(curl: Curl, command: str) -> bytes:
+    return curl.run(command.replace("curl ", "curl -o /dev/null -w '%{http_code}' ", 1)).body
+
+
+def puts_the_file_and_answers_its_sha256(curl: Curl, command: str) -> None:
+    content = readme_in(curl)
+    stored = json.loads(curl.run(command).body)
+    assert stored["size"] == len(content)
+    assert stored["sha256"] == hashlib.sha256(content).hexdigest()
+
+
+def head_says_the_upload_is_complete(curl: Curl, command: str) -> None:
+    content = Path("README.md").read_bytes()
+    requests.put(f"http://{curl.address}/uploads/README.md", data=content, timeout=10)
+    headers = curl.run(command).body.decode().lower()
+    assert headers.startswith("http/1.1 204") and "\r\nupload-complete: ?1\r\n" in headers
+    assert f"\r\nupload-offset: {len(content)}\r\n" in headers
+
+
+def refuses_at_once_without_100(curl: Curl, command: str) -> None:
+    output = curl.run(command)
+    assert output.body.startswith(b"HTTP/1.1 413") and b"100 Continue" not in output.body
+    assert output.pieces[0][0] < 0.9, "curl waits 1 s for a 100 that never comes"
+
+
+def forget_hi(curl: Curl) -> str:
+    url = f"http://{curl.address}/uploads/hi.txt"
+    requests.delete(url, timeout=10)
+    return url
+
+
+PARTIAL = {"Content-Type": "application/partial-upload"}
+
+
+def first_piece_is_held(curl: Curl, command: str) -> None:
+    forget_hi(curl)
+    headers = curl.run(command).body.decode()
+    assert headers.startswith("HTTP/1.1 204") and "\r\nUpload-Offset: 6\r\n" in headers
+
+
+def last_piece_stores_hello_world(curl: Curl, command: str) -> None:
+    url = forget_hi(curl)
+    first = {**PARTIAL, "Upload-Offset": "0", "Upload-Complete": "?0"}
+    assert requests.patch(url, data=b"hello ", headers=first, timeout=10).status_code == 204
+    stored = json.loads(curl.run(command).body)
+    assert stored["sha256"] == hashlib.sha256(b"hello world").hexdigest()
+
+
+def form_stores_the_file_under_its_name(curl: Curl, command: str) -> None:
+    content = readme_in(curl)
+    stored = json.loads(curl.run(command).body)["files"]
+    assert [(f["name"], f["size"]) for f in stored] == [("README.md", len(content))]
+
+
+def delete_removes_it(curl: Curl, command: str) -> None:
+    url = forget_hi(curl)
+    requests.put(url, data=b"hi", timeout=10)
+    assert status_of(curl, command) == b"204"
+    assert requests.head(url, timeout=10).status_code == 404
+
+
 # Each printed command (its address left out) and the check of what its comment says.
 CLAIMS: dict[str, Callable[[Curl, str], None]] = {
     "curl -N '/streamed?size=1000000&delay=0.01'": streamed_prints_as_it_comes,
@@ -383,6 +452,16 @@ CLAIMS: dict[str, Callable[[Curl, str], None]] = {
     ),
     "curl /broadcast -H 'Content-Type: application/json' "
     """-d '{"text": "hello"}'""": posts_hello_to_both_listeners,
+    "curl -T README.md /uploads/README.md": puts_the_file_and_answers_its_sha256,
+    "curl -I /uploads/README.md": head_says_the_upload_is_complete,
+    "curl -i -X PUT -H 'Content-Length: 2000000000' -H 'Expect: 100-continue' "
+    "/uploads/big.bin": refuses_at_once_without_100,
+    "curl -i -X PATCH -H 'Content-Type: application/partial-upload' -H 'Upload-Offset: 0' "
+    "-H 'Upload-Complete: ?0' -d 'hello ' /uploads/hi.txt": first_piece_is_held,
+    "curl -X PATCH -H 'Content-Type: application/partial-upload' -H 'Upload-Offset: 6' "
+    "-H 'Upload-Complete: ?1' -d 'world' /uploads/hi.txt": last_piece_stores_hello_world,
+    "curl -F file=@README.md /uploads": form_stores_the_file_under_its_name,
+    "curl -X DELETE /uploads/hi.txt": delete_removes_it,
 }
 
 
