@@ -115,7 +115,7 @@ from werkzeug.wrappers import Request
 from lessons import load_lesson
 from lessons.cli import run_lesson
 from lessons.course import Lesson, Route, send_text
-from streamlib import int_param
+from streamlib import float_param, int_param
 from streamlib.sse import SSE_HEADERS, event_stream, format_event
 from streamlib.uploads import (
     PIECE,
@@ -476,8 +476,9 @@ def store_form_file(folder: Path, field: object) -> dict:
 
 
 def watch_progress(environ: dict, start_response: Callable) -> Iterator[bytes]:
-    """``GET /upload-progress?id=ID``: an event stream of the bytes the server has received
-    of upload ``ID``, a ``progress`` event at most every 0.1 s, and ``done`` at the end.
+    """``GET /upload-progress?id=ID&heartbeat=10``: an event stream of the bytes the server
+    has received of upload ``ID``, a ``progress`` event at most every 0.1 s, ``done`` at the
+    end, and a heartbeat comment after ``heartbeat`` seconds without news.
 
     It may open before the upload starts (it waits up to a minute for it). Progress is kept
     in this process's memory: with several gunicorn workers, a watcher may land on one that
@@ -486,8 +487,9 @@ def watch_progress(environ: dict, start_response: Callable) -> Iterator[bytes]:
     wanted = upload_id(environ)
     if wanted is None:
         raise BadRequest("id: which upload to watch, as in /upload-progress?id=ID")
+    heartbeat = float_param(Request(environ).args, "heartbeat", 10.0, 0.05, 60.0)
     start_response("200 OK", SSE_HEADERS)
-    return event_stream(progress_events(progress_for(wanted)))
+    return event_stream(progress_events(progress_for(wanted), heartbeat=heartbeat))
 
 
 def progress_events(
@@ -685,6 +687,8 @@ LESSON = Lesson(
             "/upload-progress",
             watch_progress,
             "an event stream of the bytes an upload has delivered so far",
+            "/upload-progress?id=demo",
+            free_text=("id",),
             limits="ends with its upload, or after a minute without a byte",
         ),
         Route("/demo/upload", demo_upload, "upload a file with two progress bars", streams=False),

@@ -17,9 +17,10 @@ def stats() -> StreamStats:
 
 
 @pytest.fixture
-def course_app(stats: StreamStats):
-    """The whole course server as one WSGI app, counting streams in ``stats``."""
-    return build_app(load_lessons(), stats)
+def course_app(stats: StreamStats, tmp_path):
+    """The whole course server as one WSGI app, counting streams in ``stats``; what is
+    uploaded to it (lesson 11) goes to a folder of the test's own."""
+    return build_app(load_lessons(), stats, {"course.uploads": str(tmp_path / "uploads")})
 
 
 @pytest.fixture
