@@ -30,18 +30,22 @@ the modification time and size, in hex) and ``Last-Modified``. A client sends th
 preconditions, and the server checks them *in this order* before it sends a byte
 (section 13.2.2; ``streamlib.conditional`` does it):
 
-=========================  ===========================================  ============
-precondition               true when                                    if false
-=========================  ===========================================  ============
-``If-Match``               the ETag matches strongly (``W/`` never      412
-                           does), or it is ``*``
-``If-Unmodified-Since``    the file was not modified after the date     412
-(without ``If-Match``)
-``If-None-Match``          no ETag matches (weakly; ``*`` matches any)  304
-``If-Modified-Since``      the file was modified after the date         304
-(without ``If-None-Match``)
-``If-Range`` + ``Range``   the ETag or date is the file's own           200, whole
-=========================  ===========================================  ============
++-----------------------------+---------------------------------------------+------------+
+| precondition                | true when                                   | if false   |
++=============================+=============================================+============+
+| ``If-Match``                | the ETag matches strongly (``W/`` never     | 412        |
+|                             | does), or it is ``*``                       |            |
++-----------------------------+---------------------------------------------+------------+
+| ``If-Unmodified-Since``     | the file was not modified after the date    | 412        |
+| (without ``If-Match``)      |                                             |            |
++-----------------------------+---------------------------------------------+------------+
+| ``If-None-Match``           | no ETag matches (weakly; ``*`` matches any) | 304        |
++-----------------------------+---------------------------------------------+------------+
+| ``If-Modified-Since``       | the file was modified after the date        | 304        |
+| (without ``If-None-Match``) |                                             |            |
++-----------------------------+---------------------------------------------+------------+
+| ``If-Range`` + ``Range``    | the ETag or date is the file's own          | 200, whole |
++-----------------------------+---------------------------------------------+------------+
 
 The first two guard against sending (or, on a write, overwriting) a version the client
 did not mean: ``412 Precondition Failed``. The next two save a download the client already

@@ -39,17 +39,20 @@ how fast it sends. One that sends its headers, or its body, one byte a second
 ("slowloris", ``streamlib.slow_clients``) holds whatever reads for it. Measured by the
 tests with 12 such clients (one byte a second) and one normal ``GET /``:
 
-================================  ==================  ==================================
-server                            slow headers        slow bodies
-================================  ==================  ==================================
-gunicorn gthread, 8 threads       nobody answered     nobody answered
-gunicorn gevent                   answered; the slow  answered
-                                  ones dropped at 2 s
-werkzeug (the course's handler)   answered; dropped   answered; a 400 at the deadline
-                                  at the 10 s limit
-nginx in front of gthread         answered; dropped   answered; nginx holds them, and
-(``client_header_timeout 2s``)    at 2 s (408)        only whole bodies reach gunicorn
-================================  ==================  ==================================
++---------------------------------+---------------------+----------------------------------+
+| server                          | slow headers        | slow bodies                      |
++=================================+=====================+==================================+
+| gunicorn gthread, 8 threads     | nobody answered     | nobody answered                  |
++---------------------------------+---------------------+----------------------------------+
+| gunicorn gevent                 | answered; the slow  | answered                         |
+|                                 | ones dropped at 2 s |                                  |
++---------------------------------+---------------------+----------------------------------+
+| werkzeug (the course's handler) | answered; dropped   | answered; a 400 at the deadline  |
+|                                 | at the 10 s limit   |                                  |
++---------------------------------+---------------------+----------------------------------+
+| nginx in front of gthread       | answered; dropped   | answered; nginx holds them, and  |
+| (``client_header_timeout 2s``)  | at 2 s (408)        | only whole bodies reach gunicorn |
++---------------------------------+---------------------+----------------------------------+
 
 A thread that waits on a slow client is a thread lost: gthread starves once the slow
 clients outnumber its threads (the sync worker after one). gevent waits on all of them in

@@ -1,4 +1,6 @@
-"""The course server: every lesson's routes behind one WSGI app, plus ``/`` and ``/stats``.
+"""The course server: every lesson's routes behind one WSGI app, plus ``/``, ``/stats``,
+a page per lesson (``/lessons/NN``, :mod:`lessons.pages`) and the stream inspector
+(``/inspect``, :mod:`lessons.inspector`).
 
 Each lesson describes itself with a :class:`Lesson` holding its :class:`Route` objects;
 :func:`build_app` mounts them with werkzeug's routing and adds what every route needs:
@@ -29,6 +31,8 @@ from werkzeug.exceptions import (
 from werkzeug.routing import Map, RequestRedirect, Rule
 
 from lessons.index_page import render_index
+from lessons.inspector import inspector_page
+from lessons.pages import page_routes
 from streamlib import StreamStats
 from streamlib.origins import cors_headers, cross_site_refusal, host_refusal
 
@@ -96,7 +100,8 @@ def build_app(
     stats: StreamStats | None = None,
     settings: Mapping[str, Any] | None = None,
 ) -> WSGIApp:
-    """Return one WSGI app serving the routes of ``lessons``, ``/`` and ``/stats``.
+    """Return one WSGI app serving the routes of ``lessons``, ``/``, ``/stats``, the
+    lessons' pages and the stream inspector.
 
     lessons: the lessons to mount (``lessons.load_lessons()`` gives them all).
     stats: where to count streams; a fresh :class:`StreamStats` when omitted.
@@ -116,10 +121,12 @@ def build_app(
     trusted_origins = tuple(settings.get("course.cors", ()))
     stats = stats or StreamStats()
     routes = {route.path: route for lesson in lessons for route in lesson.routes}
+    pages = {**page_routes(lessons), "/inspect": inspector_page}  # the course's own pages
     # merge_slashes=False: werkzeug would redirect "/files//etc/passwd" to a tidier URL;
     # a path like that is refused instead (404), never rewritten.
     url_map = Map(
         [Rule("/", endpoint="/"), Rule("/stats", endpoint="/stats")]
+        + [Rule(path, endpoint=path, methods=("GET",)) for path in pages]
         + [Rule(path, endpoint=path, methods=route.methods) for path, route in routes.items()],
         merge_slashes=False,
     )
@@ -142,6 +149,9 @@ def build_app(
                 )
             if endpoint == "/stats":
                 return send_text(environ, start_response, "application/json", _stats_json(stats))
+            if endpoint in pages:
+                environ["wsgiorg.routing_args"] = ((), arguments)
+                return pages[endpoint](environ, start_response)
             environ.update(settings)
             environ["wsgiorg.routing_args"] = ((), arguments)
             environ["course.stats"] = stats  # for lessons that count more than streams

@@ -3,6 +3,7 @@
 from collections.abc import Sequence
 from html import escape
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from werkzeug.wsgi import get_host
 
@@ -28,6 +29,7 @@ PAGE = """<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="icon" href="data:,">
 <title>streamlib: streaming HTTP responses with WSGI</title>
 <style>
@@ -35,6 +37,7 @@ PAGE = """<!doctype html>
          padding: 0 1rem; }}
   code, pre {{ background: #f4f4f4; padding: 0 .25rem; }}
   pre {{ padding: .5rem; overflow-x: auto; }}
+  li code, p code {{ overflow-wrap: anywhere; }}
   .later {{ color: #888; }}
 </style>
 </head>
@@ -43,7 +46,9 @@ PAGE = """<!doctype html>
 <p>Stream HTTP responses with WSGI: send data as it is ready instead of buffering it.
 Each lesson below is live on this server. Try its routes with <code>curl -N</code>
 (<code>-N</code> turns off curl's own buffering, so you see each piece as it arrives),
-and watch <a href="/stats"><code>/stats</code></a> count the open streams.</p>
+and watch <a href="/stats"><code>/stats</code></a> count the open streams. Each lesson's
+title opens its page; <a href="/inspect">the stream inspector</a> draws any route's
+chunks as they arrive ("watch it" on a lesson's page).</p>
 <p>Every route bounds what it costs: a bad parameter is a one-line 400, a body over its cap
 a 413, and every finite stream ends within 600 s (a longer one is refused up front). The
 streams marked <em>endless on purpose</em> run until their client leaves, costing a
@@ -91,8 +96,10 @@ def render_index(lessons: Sequence["Lesson"], environ: dict) -> str:
 
 def _lesson_section(lesson: "Lesson", base: str) -> str:
     parts = [
-        f'<h2 id="{lesson.name}">{lesson.number:02d}. {escape(lesson.title)}</h2>',
-        f"<p>{escape(lesson.summary)}</p>",
+        f'<h2 id="{lesson.name}"><a href="/lessons/{lesson.number:02d}">{lesson.number:02d}.'
+        f" {escape(lesson.title)}</a></h2>",
+        f'<p>{escape(lesson.summary)} <a href="/lessons/{lesson.number:02d}">Read the'
+        " lesson</a>.</p>",
         f"<p>Alone: <code>python lessons/{lesson.name}.py</code>; notebook: "
         f"<code>notebooks/{lesson.name}.ipynb</code>; exercise: "
         f"<code>exercises/{lesson.name}.py</code>.</p>",
@@ -108,8 +115,14 @@ def _lesson_section(lesson: "Lesson", base: str) -> str:
             )
             continue
         limits = f" <em>({escape(route.limits)})</em>" if route.limits else ""
+        watch = (
+            f' <a href="/inspect?path={escape(quote(route.example, safe=""))}">watch it</a>'
+            if route.example and "GET" in route.methods
+            else ""
+        )
         parts.append(
             f"<li><code>{methods} {escape(route.path)}</code>: {escape(route.summary)}{limits}"
+            + watch
         )
         parts += [f"<pre>{escape(command)}</pre>" for command in curl_commands(route, base)]
         parts.append("</li>")

@@ -1,0 +1,185 @@
+"""The stream inspector at /inspect: its input checked, and its timeline in Chromium."""
+
+import time
+from urllib.parse import quote
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streamlib import call_app, observe
+
+LANES = "window.inspection.lanes"
+ALL_DONE = f"{LANES}.length > 0 && {LANES}.every(lane => lane.doneAt !== null)"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "path=//evil.example/",
+        "path=http://evil.example/",
+        "path=ticks",
+        "path=/a%20b",
+        "path=/a%00b",
+        "path=/" + "a" * 2001,
+        "path=/%5Cevil",
+        "path=/ticks&path2=https://x",
+        "path=/ticks&method=DELETE",
+        "path=/v1/chat/completions&method=POST&body=" + "x" * 70_000,
+    ],
+)
+def test_the_inspector_fetches_only_paths_of_this_server(course_app, query):
+    response = call_app(course_app, "/inspect?" + query)
+    assert response.status.startswith("400") and response.read().startswith(b"400 Bad Request")
+
+
+def test_what_the_page_is_asked_to_watch_is_escaped(course_app):
+    page = call_app(course_app, '/inspect?path=/x"><script>alert(1)</script>').read()
+    assert b"<script>alert(1)" not in page and b"&lt;script&gt;alert(1)" in page
+
+
+# -- In Chromium ------------------------------------------------------------------------------
+
+
+def inspect_url(base: str, path: str, **more: str) -> str:
+    extra = "".join(f"&{name}={quote(value, safe='')}" for name, value in more.items())
+    return f"{base}/inspect?path={quote(path, safe='')}{extra}"
+
+
+def lanes(page) -> list[dict]:
+    return page.evaluate(
+        f"{LANES}.map(l => ({{path: l.path, chunks: l.chunks.map(c => [c.at, c.bytes]),"
+        " firstByteAt: l.firstByteAt, doneAt: l.doneAt, total: l.total, status: l.status,"
+        " events: l.events.map(e => e.data), error: l.error}))"
+    )
+
+
+@pytest.fixture(scope="module")
+def browser_page():
+    from real_programs import chromium_page
+
+    with chromium_page() as page:
+        yield page
+
+
+@pytest.mark.browser
+@pytest.mark.live
+def test_the_timeline_grows_while_the_stream_is_still_arriving(course_process, browser_page):
+    page = browser_page
+    page.goto(inspect_url(course_process.url, "/ticks?count=6&interval=0.3"))
+    page.wait_for_function(f"{LANES}.length === 1 && {LANES}[0].chunks.length >= 2")
+    partway = lanes(page)[0]
+    drawn_partway = page.eval_on_selector_all("#timeline circle.chunk", "dots => dots.length")
+    page.wait_for_function(ALL_DONE, timeout=10_000)
+    done = lanes(page)[0]
+    assert partway["doneAt"] is None and 2 <= len(partway["chunks"]) < 6, partway
+    assert drawn_partway == len(partway["chunks"])  # drawn as they came, not at the end
+    assert len(done["chunks"]) == 6 and done["total"] == len(b"tick 0\n") * 6
+    rows = page.eval_on_selector_all(".lane-0 tbody tr", "rows => rows.length")
+    assert rows == 6
+
+
+@pytest.mark.browser
+@pytest.mark.live
+def test_buffered_is_one_late_block_and_streamed_a_staircase(course_process, browser_page):
+    page = browser_page
+    query = "?size=80000&piece=8000&delay=0.08"  # ten pieces over 0.8 s
+    page.goto(inspect_url(course_process.url, "/buffered" + query, path2="/streamed" + query))
+    page.wait_for_function(ALL_DONE, timeout=20_000)
+    buffered, streamed = lanes(page)
+    assert buffered["total"] == streamed["total"] == 80_000
+    # buffered: nothing until the whole body is made, then it comes in a rush
+    assert buffered["firstByteAt"] > 0.8 * buffered["doneAt"], buffered
+    # streamed: the first bytes early, then steps spread over the whole response
+    assert streamed["firstByteAt"] < 0.5 * streamed["doneAt"], streamed
+    assert len(streamed["chunks"]) >= 5
+    assert page.eval_on_selector_all("#timeline polyline", "lines => lines.length") == 2
+
+
+# Two tolerances. Once the stream flows, the page and observe see the same schedule within
+# SCHEDULE_S. Before that, the browser spends its own time starting a request and handing
+# over its first bytes: 20 to 150 ms more than requests on this machine.
+SCHEDULE_S = 0.1
+START_S = 0.3
+
+
+@pytest.mark.browser
+@pytest.mark.live
+def test_the_figures_match_what_streamlib_observe_measures(course_process, browser_page):
+    path = "/ticks?count=5&interval=0.2"
+    seen = observe(course_process.url + path)
+    page = browser_page
+    page.goto(inspect_url(course_process.url, path))
+    page.wait_for_function(ALL_DONE, timeout=10_000)
+    lane = lanes(page)[0]
+    # from the second tick on: the first one's arrival may still carry the start-up cost
+    second_to_last = (lane["chunks"][-1][0] - lane["chunks"][1][0]) / 1000
+    assert lane["total"] == seen.total_bytes and lane["status"] == seen.status
+    assert len(lane["chunks"]) == len(seen.chunks) == 5  # one tick a chunk, on both sides
+    assert abs(second_to_last - (seen.chunks[-1].at - seen.chunks[1].at)) < SCHEDULE_S
+    assert abs(lane["firstByteAt"] / 1000 - seen.ttfb) < START_S, (lane, seen.ttfb)
+    shown = page.text_content('.lane-0 dd[data-figure="first byte (TTFB)"]')
+    assert shown == f"{lane['firstByteAt']:.1f} ms"
+
+
+@pytest.mark.browser
+@pytest.mark.live
+def test_a_post_with_a_body_is_watched_and_its_events_parsed(course_process, browser_page):
+    page = browser_page
+    page.goto(inspect_url(course_process.url, "/v1/chat/completions", method="POST"))
+    page.wait_for_function(ALL_DONE, timeout=20_000)
+    lane = lanes(page)[0]
+    assert lane["status"] == 200 and lane["events"][-1] == "[DONE]"
+    assert len(lane["events"]) >= 3 and '"delta"' in lane["events"][1]
+
+
+@pytest.mark.browser
+@pytest.mark.live
+def test_the_keyboard_alone_starts_and_stops_a_watch(course_process, browser_page):
+    page = browser_page
+    page.goto(course_process.url + "/inspect")
+    page.focus("#path")
+    page.keyboard.type("/events?interval=0.2")
+    page.keyboard.press("Enter")  # submits the form: the page reloads and watches
+    page.wait_for_function(f"{LANES}.length === 1 && {LANES}[0].chunks.length >= 2")
+    page.focus("#stop")
+    page.keyboard.press("Enter")
+    page.wait_for_function(ALL_DONE)
+    assert lanes(page)[0]["error"] == "stopped"
+
+
+@pytest.mark.browser
+@pytest.mark.live
+@pytest.mark.parametrize("path", ["/inspect?path=%2Fticks%3Fcount%3D2", "/lessons/02", "/"])
+def test_pages_fit_a_phone_width_screen(course_process, browser_page, path):
+    page = browser_page
+    page.set_viewport_size({"width": 375, "height": 740})
+    try:
+        page.goto(course_process.url + path)
+        time.sleep(0.3)
+        width = page.evaluate("document.documentElement.scrollWidth")
+    finally:
+        page.set_viewport_size({"width": 1280, "height": 720})
+    assert width <= 375, f"{path} is {width} px wide on a 375 px screen"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    path=st.text(max_size=60),
+    path2=st.text(max_size=20),
+    method=st.sampled_from(["GET", "POST", "get", "", "PATCH"]),
+    body=st.text(max_size=40),
+)
+def test_no_value_breaks_the_inspector_or_its_page(path, path2, method, body):
+    from urllib.parse import urlencode
+
+    from lessons import load_lessons
+    from lessons.course import build_app
+
+    query = urlencode({"path": path, "path2": path2, "method": method, "body": body})
+    response = call_app(build_app(load_lessons()), "/inspect?" + query)
+    page = response.read().decode()
+    assert response.status_code in (200, 400), response.status
+    if response.status_code == 200:  # what was asked appears only escaped, inside value=""
+        assert "<script>\n" in page and page.count("<script") == 1
+        assert path == "" or (path.startswith("/") and not path.startswith("//"))
