@@ -38,7 +38,9 @@ stops reading one stream stops that stream alone; the other streams on the conne
 on (``streamlib.http2.exchange`` shows it: one stream left unread holds at 65,535 bytes
 while another's ticks keep coming). Meanwhile nginx keeps what it has read of that answer,
 and once its buffer and the kernel's are full it stops reading from the app, whose next
-write then waits (the course does not measure that last step). The connection has a
+write then waits: 200 MB on a stream left unread still has its generator open two seconds
+later (with nginx's default ``proxy_buffering on`` it is done by then, spooled to nginx's
+temporary file), and it closes when the client goes (a test measures both). The connection has a
 window of its own too, which browsers open wide for that reason.
 
 **HTTP/3** runs the same streams over QUIC (UDP), so that a lost packet holds up only its

@@ -131,6 +131,10 @@ def test_a_post_with_a_body_is_watched_and_its_events_parsed(course_process, bro
     lane = lanes(page)[0]
     assert lane["status"] == 200 and lane["events"][-1] == "[DONE]"
     assert len(lane["events"]) >= 3 and '"delta"' in lane["events"][1]
+    headers = page.evaluate(f"Object.fromEntries({LANES}[0].headers)")
+    assert headers["content-type"].startswith("text/event-stream")
+    shown = page.text_content(".lane-0 dl.headers")
+    assert "content-type" in shown and "text/event-stream" in shown
 
 
 @pytest.mark.browser

@@ -1,19 +1,23 @@
 """Lesson 10: HTTP/2 through a real nginx with TLS, in Chromium and on the wire."""
 
 import socket
+import threading
 import time
 from collections.abc import Iterator
 
 import pytest
+import requests
 from real_programs import need
 
 from lessons import load_lesson, spawn_course
 from streamlib import ServerProcess, call_app, free_port, serve
 from streamlib.certs import CertificateFiles, default_folder, localhost_certificate
 from streamlib.http2 import exchange
+from streamlib.nginx import spawn_nginx
 from streamlib.sse import parse_events
 
 lesson = load_lesson("10")
+production = load_lesson("07")
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection"}
 
 
@@ -129,6 +133,48 @@ def test_a_stream_left_unread_stops_alone_and_the_others_go_on(course_and_proxy,
     tick_times = [a.at for a in arrivals if a.path == ticks and a.data]
     assert len(tick_times) == 5 and tick_times[-1] - tick_times[0] == pytest.approx(0.8, abs=0.2)
     assert [a.kind for a in arrivals if a.path == ticks][-1] == "END_STREAM"
+
+
+def streams_open(course_url: str, route: str) -> int:
+    stats = requests.get(course_url + "/stats", timeout=5).json()
+    return stats["routes"].get(route, {}).get("open_streams", 0)
+
+
+def stalled(nginx_url: str, course_url: str, ca) -> tuple[int, int, int]:
+    """Ask for 200 MB on a stream never read, for 3 s. Return the bytes that came, the app's
+    open /streamed streams 2 s in, and 10 s after the client left (0 once closed)."""
+    big = "/streamed?size=200000000&piece=65536"
+    seen = {}
+
+    def stall() -> None:
+        seen["arrivals"] = exchange(nginx_url, [big], ca=ca, unread=[big], seconds=3)[1]
+
+    client = threading.Thread(target=stall)
+    client.start()
+    time.sleep(2.0)
+    open_while_stalled = streams_open(course_url, "/streamed")
+    client.join()
+    deadline = time.monotonic() + 10
+    while streams_open(course_url, "/streamed") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    received = sum(len(a.data) for a in seen["arrivals"])
+    return received, open_while_stalled, streams_open(course_url, "/streamed")
+
+
+@pytest.mark.live
+def test_a_stalled_http2_stream_holds_the_apps_generator_through_nginx(
+    course_and_proxy, certificate
+):
+    """Back-pressure end to end: 200 MB on a stream the client never reads. Over loopback
+    the app would send it all in well under a second; instead, once nginx's buffer and the
+    kernel's are full, nginx stops reading and the generator waits in its write, still
+    open seconds later. When the client goes, the write fails and the stream closes. With
+    nginx's default buffering, nginx takes it all (to a temporary file) and the app is done."""
+    course, nginx = course_and_proxy
+    assert stalled(nginx.url, course.url, certificate.ca) == (65_535, 1, 0)
+    location = production.nginx_location(course.url, http11=True, read_timeout="1h")
+    with spawn_nginx(location, tls=certificate) as buffering:
+        assert stalled(buffering.url, course.url, certificate.ca) == (65_535, 0, 0)
 
 
 # -- python -m lessons --https ----------------------------------------------------------------
