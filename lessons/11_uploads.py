@@ -663,6 +663,7 @@ LESSON = Lesson(
             "/uploads/<name>",
             uploads,
             "PUT stores the body as name; HEAD and PATCH resume an upload; DELETE removes",
+            "/uploads/README.md",
             methods=("PUT", "HEAD", "PATCH", "DELETE"),
             streams=False,
             limits=LIMIT,

@@ -61,7 +61,8 @@ heartbeat now and then.</p>
 
 def curl_commands(route: "Route", base: str) -> list[str]:
     """The ``curl`` commands that try ``route`` on the server at ``base``: one ``curl -N``
-    for a GET, and one that posts the route's example body for a POST.
+    for a GET, one that posts the route's example body for a POST, and for a PUT one that
+    uploads the file the example names from the current folder (``curl -T``).
 
     >>> from lessons.course import Route
     >>> route = Route("/x", lambda e, s: [], "x", "/x?n=1", ("GET", "POST"), example_body=b"{}")
@@ -77,6 +78,8 @@ def curl_commands(route: "Route", base: str) -> list[str]:
     if "POST" in route.methods and route.example_body:
         body = route.example_body.decode()
         commands.append(f"curl -N -H 'Content-Type: application/json' -d '{body}' '{url}'")
+    if "PUT" in route.methods:
+        commands.append(f"curl -T {route.example.rsplit('/', 1)[-1]} '{url}'")
     return commands
 
 
