@@ -4,7 +4,7 @@
 ``environ["wsgi.input"]``. ``read()`` with no size, Flask's ``request.get_data()`` and
 Django's ``request.body`` hold the whole body in memory before the first byte is stored:
 ``PUT /uploads-buffered/NAME`` does that, and a 64 MiB upload raises the server's peak
-memory by 64 MiB (a test measures it; the notebook goes to 256 MiB, the bench to 1 GiB:
+memory by 64 MiB (a test measures it; the notebook goes to 128 MiB, the bench to 1 GiB:
 1,032 MiB). ``PUT /uploads/NAME`` reads 64 KiB at a time and writes each piece as it
 comes (``streamlib.uploads.store_body``): 1 GiB moved the dev server's peak by 0.1 MiB and
 gunicorn's by under 9 MiB, and the dev server stored it at two thirds of the speed of

@@ -66,8 +66,8 @@ def test_python_dash_m_bench_quick_writes_a_table_a_plot_and_its_targets(tmp_pat
         assert report.count(f"| uvicorn + Starlette, {server} (ASGI) | 60 | 60 |") == 1, server
     assert (tmp_path / "09_flask_and_django.png").stat().st_size > 10_000
     assert "## Lesson 11: storing an upload" in report
-    assert report.count("| nginx, dav_methods PUT | 8 MiB | ") == 1
-    assert report.count("| buffered: read whole, gunicorn sync | 8 MiB | ") == 1
+    assert report.count("| nginx, dav_methods PUT | 4 MiB | ") == 1
+    assert report.count("| buffered: read whole, gunicorn sync | 4 MiB | ") == 1
     assert (tmp_path / "11_uploads.png").stat().st_size > 10_000
 
 

@@ -7,6 +7,8 @@ from urllib.parse import unquote
 import pytest
 from docutils import nodes
 from docutils.core import publish_doctree
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lessons import lesson_names, load_lesson, load_lessons
 from lessons.course import build_app
@@ -138,3 +140,20 @@ def test_the_index_has_a_watch_it_link_for_every_route_the_inspector_can_fetch(c
         if route.example and "GET" in route.methods and not route.path.startswith("/demo/")
     }
     assert watched == examples and len(examples) >= 15
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    tail=st.one_of(
+        st.integers(-(10**30), 10**30).map(str),
+        st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30),
+        st.sampled_from(["02/bench.png", "11/exercise.py", "02/../03", "1e3", "٣", "%00"]),
+    ),
+    method=st.sampled_from(["GET", "HEAD", "POST", "PUT"]),
+)
+def test_no_lesson_page_path_makes_a_500(tail, method):
+    from urllib.parse import quote
+
+    response = call_app(build_app(LESSONS), "/lessons/" + quote(tail, safe="/"), method)
+    response.read()
+    assert response.status_code in (200, 301, 308, 404, 405), (tail, response.status)
