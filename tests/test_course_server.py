@@ -180,11 +180,21 @@ def test_the_course_server_streams_under_each_server(flags):
         assert f"Using worker: {worker_class}" in server.log()
 
 
+def closed_streams(url: str, route: str = "/streamed") -> int:
+    stats = requests.get(url + "/stats", timeout=5).json()
+    return stats["routes"].get(route, {}).get("streams_closed", 0)
+
+
 def test_a_lesson_runs_alone_and_says_what_to_try():
     port = free_port()
     script = ROOT / "lessons" / "01_buffered_vs_streamed.py"
     with spawn_server([sys.executable, str(script), "--port", str(port)], port) as server:
         body = requests.get(server.url + "/streamed?size=1000", timeout=5).content
+        # The server closes the stream just after its last byte (werkzeug first waits 10 ms
+        # for stray request bytes): ask until it has, for at most 2 s.
+        deadline = time.monotonic() + 2
+        while closed_streams(server.url) < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
         stats = requests.get(server.url + "/stats", timeout=5).json()
     assert len(body) == 1000
     assert stats["routes"]["/streamed"]["streams_closed"] == 1
