@@ -49,12 +49,16 @@ WORKER_CLASSES = {
 }
 NODE = "Node 20, a timer per connection"
 TICKER = "gevent, one ticker (/shared-events)"
+FANOUT = "fan-out worker, one loop (/shared-events)"
 FLOOR = "one loop, not WSGI (CPython's floor)"
 # Targets as ratios against Node in the same run. The ticker's is no goal reached but the
 # gap measured (lesson 07, "Where the microseconds go"): it guards against losing ground.
+# The fan-out worker's are issue 13's goal: Node's p99 and memory, or better.
 TICKER_P99_RATIO = 2.0
+FANOUT_P99_RATIO = 1.0
 FLOOR_P99_RATIO = 1.0
 MEMORY_RATIO = 1.5
+FANOUT_MEMORY_RATIO = 1.0
 
 
 def one_worker(flags: tuple[str, ...], clients: int) -> AbstractContextManager[ServerProcess]:
@@ -200,9 +204,11 @@ Starter = Callable[[int], Callable[[], AbstractContextManager[ServerProcess]]]
 def fan_out_servers() -> dict[str, tuple[Starter, str]]:
     """The servers measured against Node: name -> (server for n clients, route)."""
     gevent = WORKER_CLASSES["gevent"]
+    fanout = ("--worker-class", "fanout")  # streamlib.fanout_worker
     return {
         "gevent": (lambda clients: lambda: one_worker(gevent, clients), "/events"),
         TICKER: (lambda clients: lambda: one_worker(gevent, clients), "/shared-events"),
+        FANOUT: (lambda clients: lambda: one_worker(fanout, clients), "/shared-events"),
         NODE: (lambda clients: spawn_node_clock, "/events"),
         FLOOR: (lambda clients: one_loop, "/events"),
     }
@@ -268,7 +274,9 @@ def run(out: Path, quick: bool = False) -> str:
         f"One gunicorn worker streams `/events?interval=1` (lesson 04's clock: a timer per"
         f" stream) to every client for {window:.0f} s after they have all connected; gevent"
         " also streams `/shared-events` (lesson 07: one ticker for every stream, each event"
-        " encoded once). Node runs the tutorial's pattern with the same event bytes"
+        " encoded once), and so does the fan-out worker (`streamlib.fanout_worker`: gevent's,"
+        " plus one loop that writes each event to every caught-up client's socket). Node runs"
+        " the tutorial's pattern with the same event bytes"
         " (`streamlib.node_clock`), and `bench.one_loop` is CPython's floor: no WSGI, one loop"
         " sends each event to every socket. Core budget: every server 1 core (pinned), the"
         f" clients (asyncio, `streamlib.load.crowd`) {client_cores} core(s), one process"
@@ -297,7 +305,7 @@ def run(out: Path, quick: bool = False) -> str:
         "| server | " + " | ".join(f"{n} clients" for n in fan_out_sizes) + " |",
         "|---|" + "---:|" * len(fan_out_sizes),
     ]
-    for name in ["gevent", TICKER, FLOOR]:
+    for name in ["gevent", TICKER, FANOUT, FLOOR]:
         cells = []
         for r in rows[name]:
             spread = sorted(ratios[name, r["clients"]])
@@ -327,6 +335,26 @@ def run(out: Path, quick: bool = False) -> str:
         (
             f"at {middle} clients, one ticker's p99 is below a timer per stream's (medians)",
             at[TICKER][middle]["p99"] < at["gevent"][middle]["p99"],
+        ),
+        (
+            f"the fan-out worker serves every client up to {largest}, in every round",
+            all(r["served"] == r["clients"] for n in fan_out_sizes for r in runs[FANOUT, n]),
+        ),
+        (
+            f"the fan-out worker: p99 within {FANOUT_P99_RATIO}x Node's at {middle} and"
+            f" {largest} clients (medians of the rounds)",
+            all(
+                statistics.median(ratios[FANOUT, n]) <= FANOUT_P99_RATIO for n in (middle, largest)
+            ),
+        ),
+        (
+            f"the fan-out worker: memory per connection within {FANOUT_MEMORY_RATIO}x Node's"
+            f" at {middle} and {largest} clients",
+            all(
+                at[FANOUT][n]["kib_per_connection"]
+                <= FANOUT_MEMORY_RATIO * at[NODE][n]["kib_per_connection"]
+                for n in (middle, largest)
+            ),
         ),
         (
             f"the floor's p99 within {FLOOR_P99_RATIO}x Node's at {largest} clients",

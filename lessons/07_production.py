@@ -77,20 +77,20 @@ tick is a burst: the worker sends the event to its streams one after another, an
 waits for all the others. The p99 is about the clients times what one event to one client
 costs. Measured against Node with the tutorial's pattern (a timer per connection, the same
 bytes), one core each, taking turns (``bench/results``, lesson 07): at 5,000 clients Node's
-p99 was 141 ms and one gevent worker's 411 ms; at 10,000 the worker no longer kept up
-(8,673 of its clients got every event; Node served all). ``bench.microseconds`` times
+p99 was 123 ms and one gevent worker's 432 ms; at 10,000 the worker no longer kept up
+(8,224 of its clients got every event; Node served all). ``bench.microseconds`` times
 each step of one event to one client on its own (µs, on the same machine):
 
 =============================================  =====
-wake the stream: its own timer (lesson 04)     11.5
-wake it: one ``threading.Condition``           17.2
-wake it: one shared ``threading.Event``         7.2
-... the same, waiting with a timeout           14.4
-encode the event for this stream                7.5
-take it from a cache, encoded once              0.29
+wake the stream: its own timer (lesson 04)     10.8
+wake it: one ``threading.Condition``           13.1
+wake it: one shared ``threading.Event``         6.8
+... the same, waiting with a timeout           12.9
+encode the event for this stream                7.6
+take it from a cache, encoded once              0.32
 a wrapper around the body, per chunk            0.15
-gunicorn's chunked write, gevent's sendall     22.3
-... of which the kernel's ``send``             14.8
+gunicorn's chunked write, gevent's sendall     19.7
+... of which the kernel's ``send``             13.6
 =============================================  =====
 
 What an app can take off, ``/shared-events`` takes: lesson 04's clock with one
@@ -100,22 +100,48 @@ easy to miss: ``event.wait(heartbeat)`` starts and stops a timer for every strea
 event, and it cost as much as the wake-up itself (a sampling profiler, ``py-spy``, found
 8% of the worker's samples in gevent's ``Timeout``). A tick comes every second, so a
 heartbeat of a second or more never comes due and the wait needs none. With the same
-bytes, ids and heartbeats: 40 to 48 µs per event per client against lesson 04's 72 to 83,
+bytes, ids and heartbeats: 37 to 45 µs per event per client against lesson 04's 57 to 88,
 every one of 10,000 clients served, and a p99 1.5 to 1.9 times Node's at 1,000, 5,000 and
-10,000 clients (lesson 04's clock: 2.7 to 3 times, and 13% of its clients not served at
-10,000). Lesson
-08's broadcast does the same: one event, each batch encoded once for every client it
+10,000 clients (lesson 04's clock: 2.8 to 3.4 times, and 18% of its clients not served at
+10,000). Lesson 08's broadcast does the same: one event, each batch encoded once for every client it
 wakes, and a pulse once a second instead of a timeout per follower. Copy that into an app
 whose streams send the same events. The rest belongs to the server: a greenlet switch into
 each stream and out again, and the write path, where gevent's ``sendall`` also asks the
 kernel for the socket's buffer size before every write (``strace -c -p`` on the worker:
-one ``getsockopt`` per ``sendto``). Memory per connection stays above Node's (17.5 KiB
-against 13.4 at 10,000; ``tracemalloc`` in the worker puts 2.2 KiB of it in each
+one ``getsockopt`` per ``sendto``). Memory per connection stays above Node's (18.2 KiB
+against 13.5 at 10,000; ``tracemalloc`` in the worker puts 2.2 KiB of it in each
 greenlet's saved stack, 0.8 in the greenlet, and less than 1 in the course's own objects).
 It is not CPython: ``bench.one_loop``, one loop that sends each event to every socket with
-no WSGI, beat Node (p99 0.56 times Node's at 5,000 clients, memory per connection 0.56
-times). A WSGI app cannot take that path without taking the socket from its server, so the
-course does not.
+no WSGI, beat Node (p99 0.62 times Node's at 5,000 clients, memory per connection 0.54
+times).
+
+**Fan-out in the server.** So the last step belongs to the server, and PEP 3333 shows the
+way: ``wsgi.file_wrapper``. An app that returns the server's file wrapper says "this body
+is a file", and a server that knows the type sends it with ``sendfile`` instead of
+iterating it. ``streamlib.fanout.SharedStream`` says "from this point on, this body is what
+the audience is sent": the generator yields this client's own bytes (the hello, the events
+it missed), then yields the ``Audience`` itself. ``streamlib.fanout_worker`` is gunicorn's
+gevent worker plus that one case (``--worker-class fanout``): it writes the bytes before
+the marker, then hands the socket to the audience and ends the connection's greenlet. Each
+tick, the ticker's ``on_tick`` sends the event once, and the audience writes it to every
+member's socket in one loop: no greenlet, timer or generator step per client, and per
+client only a descriptor and a watcher that notices it leave. Any other server iterates:
+the marker is skipped and the same generator goes on sending the same bytes itself, so the
+route works everywhere, and the tests compare the two. The cost: the fast path ends the
+response by closing the connection (no chunked framing, so every member gets the very
+same bytes), and a member that stops reading is dropped once 256 KiB wait for it (an SSE
+client reconnects and catches up with ``Last-Event-ID``). Measured beside Node, one core
+each, taking turns in three rounds (``bench/results``, lesson 07): at 5,000 and 10,000
+clients a p99 of 0.72 and 0.57 times Node's (89 and 155 ms against 123 and 277), every
+client served in every round, 2.1 to 2.2 KiB per connection against Node's 17.1 and 13.5,
+and 13 to 14 µs of CPU per event per client against Node's 20 to 27: as fast as
+``bench.one_loop``, in a quarter of its memory, as no greenlet waits per client.
+
+What to copy into your own app: encode an event once for everyone who gets it, wake every
+stream from one shared tick, and never wait with a timeout per stream; those three need
+nothing from the server. For tens of thousands of clients of one broadcast, the fan-out
+worker's 200 lines (``streamlib/fanout_worker.py``) are the next step, and lesson 04's
+clock stays as it is: the fast path lives in ``/shared-events`` only.
 
 **Shutdown.** On SIGTERM (a deploy, a scale-down) gunicorn stops accepting, lets open
 requests finish for ``--graceful-timeout`` seconds, then kills the workers. A stream never
@@ -201,6 +227,7 @@ from lessons.cli import run_lesson
 from lessons.course import Lesson, Route
 from streamlib import float_param, int_param
 from streamlib.compress import gzip_responses
+from streamlib.fanout import Audience, SharedStream
 from streamlib.params import check_duration
 from streamlib.sse import SSE_HEADERS, event_stream
 from streamlib.ticker import Ticker
@@ -231,18 +258,37 @@ def serve_proxy_ticks(environ: dict, start_response: Callable) -> Iterator[bytes
 
 # One ticker for every stream of this process, and each event encoded once for all of them:
 # the cache holds the last few, which is all that the streams of one tick ask for.
-ONE_SECOND = Ticker(interval=1.0)
 shared_clock_event = lru_cache(maxsize=64)(server_sent_events.clock_event)
+# Under streamlib.fanout_worker, the streams that have caught up are members of one audience,
+# and the ticker sends each event to all of them in one loop.
+CLOCK_AUDIENCE = Audience()
+
+
+def send_to_the_audience(ticks: range) -> None:
+    """The ticker's ``on_tick``: each new tick's event, encoded once, to every member."""
+    for n in ticks:
+        CLOCK_AUDIENCE.send(shared_clock_event(n, ONE_SECOND.interval))
+
+
+ONE_SECOND = Ticker(interval=1.0, on_tick=send_to_the_audience)
 
 
 def shared_clock_events(
-    ticker: Ticker, first_id: int, count: int | None, heartbeat: float
-) -> Iterator[bytes | None]:
+    ticker: Ticker,
+    first_id: int,
+    count: int | None,
+    heartbeat: float,
+    audience: Audience | None = None,
+) -> Iterator[bytes | Audience | None]:
     """Lesson 04's clock events from ``first_id``, each when ``ticker`` says it is due.
 
     The same events, ids and heartbeats (None after ``heartbeat`` s without a tick) as
     ``clock_events``, but no timer of its own: every stream waits on the one ticker, and
     gets bytes that the first stream to send them encoded.
+
+    audience: the audience that ``ticker``'s ``on_tick`` sends each event to. Once the
+        stream has caught up, it yields the audience: a server with the fan-out fast path
+        (``streamlib.fanout``) takes the client over there, and any other goes on here.
     """
     last = None if count is None else first_id + count
     n = first_id
@@ -254,8 +300,13 @@ def shared_clock_events(
             if n <= ticker.latest():  # due: at once (a resumed stream catches up here)
                 yield shared_clock_event(n, ticker.interval)
                 n += 1
-            elif not ticker.wait_after(n - 1, timeout):
-                yield None
+            else:
+                if audience is not None:
+                    # caught up, between two ticks: the next tick's event is the audience's
+                    yield audience
+                    audience = None  # still iterated: this generator carries on itself
+                if not ticker.wait_after(n - 1, timeout):
+                    yield None
 
 
 def serve_shared_events(environ: dict, start_response: Callable) -> Iterator[bytes]:
@@ -271,7 +322,10 @@ def serve_shared_events(environ: dict, start_response: Callable) -> Iterator[byt
         environ.get("HTTP_LAST_EVENT_ID"), time.time(), ONE_SECOND.interval
     )
     start_response("200 OK", SSE_HEADERS)
-    return event_stream(shared_clock_events(ONE_SECOND, first, count, heartbeat), retry=retry)
+    if count is not None or heartbeat < ONE_SECOND.interval:  # a stream of its own
+        return event_stream(shared_clock_events(ONE_SECOND, first, count, heartbeat), retry=retry)
+    events = shared_clock_events(ONE_SECOND, first, count, heartbeat, CLOCK_AUDIENCE)
+    return SharedStream(event_stream(events, retry=retry))
 
 
 # Lesson 04's SSE clock behind the compression middleware, configured three ways.

@@ -27,6 +27,8 @@ from streamlib import gunicorn_args
 from streamlib.origins import is_loopback, normalize_host
 
 DEFAULT_MAX_UPLOAD = "1G"
+# --worker-class names that gunicorn knows by a class path (the others are its own)
+WORKER_CLASSES = {"fanout": "streamlib.fanout_worker.FanOutWorker"}
 
 
 def make_parser(description: str, prog: str = "python -m lessons") -> argparse.ArgumentParser:
@@ -82,9 +84,10 @@ def make_parser(description: str, prog: str = "python -m lessons") -> argparse.A
     )
     parser.add_argument(
         "--worker-class",
-        choices=("sync", "gthread", "gevent"),
+        choices=("sync", "gthread", "gevent", "fanout"),
         default="gevent",
-        help="gunicorn's worker class (gevent: a greenlet per connection, see lesson 07)",
+        help="gunicorn's worker class (gevent: a greenlet per connection; fanout: gevent, and"
+        " one loop for every stream of a broadcast, streamlib.fanout_worker; see lesson 07)",
     )
     parser.add_argument("--workers", type=int, default=1, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=64, help="threads per gthread worker")
@@ -200,8 +203,9 @@ def serve_lessons(lessons: Sequence[Lesson], args: argparse.Namespace) -> None:
                     print(f"  {command}")
     print(f"  curl {base}/stats", flush=True)
     gevent_missing = importlib.util.find_spec("gevent") is None
-    if args.server == "gunicorn" and args.worker_class == "gevent" and gevent_missing:
-        sys.exit("--worker-class gevent needs gevent: python -m pip install 'gunicorn[gevent]'")
+    if args.server == "gunicorn" and args.worker_class in ("gevent", "fanout") and gevent_missing:
+        needs = "needs gevent: python -m pip install 'gunicorn[gevent]'"
+        sys.exit(f"--worker-class {args.worker_class} {needs}")
     if not args.https:
         serve_with(lessons, args)
         return
@@ -329,7 +333,7 @@ def become_gunicorn(
     command = gunicorn_args(
         "lessons.wsgi:app",
         bind=f"{args.host}:{args.port}",
-        worker_class=args.worker_class,
+        worker_class=WORKER_CLASSES.get(args.worker_class, args.worker_class),
         workers=args.workers,
         **threads,
         **connections,

@@ -95,7 +95,7 @@ class Broadcast:
         # started and stopped per follower per wait (lesson 07's clock at 5,000 clients:
         # 60 us per event per client with one, 40 to 46 without). One pulse wakes every
         # follower instead, while any follows, and each counts its way to its heartbeat.
-        self._pulse = Ticker(pulse, on_tick=self._wake_followers)
+        self._pulse = Ticker(pulse, on_tick=lambda ticks: self._wake_followers())
         self._batches_made: dict[tuple[int, int], Batch] = {}  # (from, to) count -> batch
 
     def add(self, message: Message) -> None:

@@ -11,8 +11,6 @@ would hide when the first byte came.
 import time
 from dataclasses import dataclass, field
 
-import requests
-
 
 @dataclass(frozen=True)
 class Chunk:
@@ -79,6 +77,8 @@ def observe(
     >>> seen.ttfb, seen.total_time, len(seen.chunks)                     # doctest: +SKIP
     (0.002, 0.31, 123)
     """
+    import requests  # here, not at the top: see streamlib.fanout_worker on what imports cost
+
     body = bytearray()
     start = time.perf_counter()
     with requests.request(method, url, stream=True, timeout=timeout, **request_options) as r:

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-import requests
 from werkzeug.serving import make_server
 
 from streamlib.devserver import QuietRequestHandler
@@ -152,6 +151,8 @@ def spawn_server(
 
 def _wait_until_ready(server: ServerProcess, path: str | None, timeout: float) -> None:
     deadline = time.monotonic() + timeout
+    import requests  # here, not at the top: see streamlib.fanout_worker on what imports cost
+
     host, port = server.url.split("://")[1].rsplit(":", 1)
     while time.monotonic() < deadline:
         if server.process.poll() is not None:

@@ -10,6 +10,8 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 
+from streamlib.fanout import SharedStream
+
 
 class StreamStats:
     """Thread-safe counters of started and closed streams, per route.
@@ -45,12 +47,16 @@ class StreamStats:
         before the first chunk.
 
         A ``wsgi.file_wrapper`` body is not wrapped: the server checks that the body *is*
-        its wrapper before it uses ``sendfile``. Its ``close`` is replaced instead.
+        its wrapper before it uses ``sendfile``. Nor is a ``streamlib.fanout.SharedStream``,
+        for the same reason. Their ``close`` is replaced instead.
         """
         with self._lock:
             self._started[route] += 1
         file_wrapper = (environ or {}).get("wsgi.file_wrapper")
-        if isinstance(file_wrapper, type) and isinstance(iterable, file_wrapper):
+        taken_by_type = (
+            (SharedStream, file_wrapper) if isinstance(file_wrapper, type) else SharedStream
+        )
+        if isinstance(iterable, taken_by_type):
             close_file = getattr(iterable, "close", lambda: None)
 
             def close() -> None:

@@ -28,11 +28,13 @@ class Ticker:
 
     interval: seconds between ticks. Tick numbers are those of lesson 04's clock, so
     tick n is when event n is due.
-    on_tick: called in the ticker's thread after each tick's waiters are woken, for whoever
-        keeps waiters of their own (lesson 08's broadcast wakes its followers).
+    on_tick: called in the ticker's thread after each tick's waiters are woken, with the
+        numbers of the ticks that came (one, or several after a late wake-up), for whoever
+        keeps waiters of their own (lesson 08's broadcast wakes its followers; lesson 07's
+        clock sends each tick's event to an audience, ``streamlib.fanout``).
     """
 
-    def __init__(self, interval: float, on_tick: Callable[[], None] | None = None) -> None:
+    def __init__(self, interval: float, on_tick: Callable[[range], None] | None = None) -> None:
         self.interval = interval
         self.on_tick = on_tick
         self._lock = threading.Lock()
@@ -86,7 +88,7 @@ class Ticker:
                     self._running = False
                     return
                 # a late wake-up (a busy or suspended process) jumps to the last tick due
-                self._state = (max(tick + 1, self._last_due()), threading.Event())
+                self._state = (latest := max(tick + 1, self._last_due()), threading.Event())
             woken.set()  # after the swap: a waiter woken now finds the new tick
             if self.on_tick is not None:
-                self.on_tick()
+                self.on_tick(range(tick + 1, latest + 1))

@@ -51,6 +51,7 @@ def test_python_dash_m_bench_quick_writes_a_table_a_plot_and_its_targets(tmp_pat
     for server in [
         "Node 20, a timer per connection",
         "gevent, one ticker (/shared-events)",
+        "fan-out worker, one loop (/shared-events)",
         "one loop, not WSGI (CPython's floor)",
     ]:
         assert f"| {server} | 60 | 60 |" in report, server

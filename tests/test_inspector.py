@@ -76,9 +76,10 @@ def test_the_timeline_grows_while_the_stream_is_still_arriving(course_process, b
     done = lanes(page)[0]
     assert partway["doneAt"] is None and 2 <= partway["chunks"] < 6, partway
     assert drawn_partway == partway["chunks"]  # drawn as they came, not at the end
-    assert len(done["chunks"]) == 6 and done["total"] == len(b"tick 0\n") * 6
+    # six ticks; a browser slow to start (a busy CI machine) may read the first two at once
+    assert 5 <= len(done["chunks"]) <= 6 and done["total"] == len(b"tick 0\n") * 6
     rows = page.eval_on_selector_all(".lane-0 tbody tr", "rows => rows.length")
-    assert rows == 6
+    assert rows == len(done["chunks"])
 
 
 @pytest.mark.browser

@@ -247,16 +247,17 @@ def big_folder(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("flags", [(), ("--server", "gunicorn", "--worker-class", "sync")])
 def test_memory_stays_flat_streaming_256_mib_and_grows_buffered(big_folder, flags):
     size = 256 * MiB
-    growth = {}
+    growth, seen_by = {}, {}  # seen_by: which processes were traced, and how, if it fails
     for route in ["files", "files-buffered"]:
         with spawn_course("--files", str(big_folder), *flags) as server:
             observe(f"{server.url}/{route}/big.bin", headers={"Range": "bytes=0-9"})
-            with trace_memory(server.pids()) as memory:
+            with trace_memory(traced := server.pids()) as memory:
                 seen = observe(f"{server.url}/{route}/big.bin", read_size=MiB)
+            seen_by[route] = (server.pid, traced, server.pids(), memory.exact, len(memory.samples))
         assert seen.total_bytes == size
         growth[route] = memory.growth_bytes
-    assert growth["files"] < 8 * MiB, growth
-    assert growth["files-buffered"] >= size, growth
+    assert growth["files"] < 8 * MiB, (growth, seen_by)
+    assert growth["files-buffered"] >= size, (growth, seen_by)
 
 
 def read_syscalls(pid: int) -> int:

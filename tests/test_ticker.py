@@ -77,3 +77,14 @@ def test_the_thread_stops_with_its_last_listener_and_a_new_one_restarts_just_one
     while ticker_threads() > before and time.monotonic() < deadline:
         time.sleep(0.02)
     assert ticker_threads() == before
+
+
+def test_on_tick_hears_every_tick_number_once_in_order():
+    heard: list[int] = []
+    ticker = Ticker(interval=0.02, on_tick=lambda ticks: heard.extend(ticks))
+    with ticker.listening():
+        first = ticker.latest()
+        deadline = time.monotonic() + 5
+        while len(heard) < 5 and time.monotonic() < deadline:
+            ticker.wait_after(ticker.latest(), timeout=1.0)
+    assert heard[:5] == list(range(first + 1, first + 6))

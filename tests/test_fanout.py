@@ -1,0 +1,197 @@
+"""streamlib.fanout and its gunicorn worker: one loop sends a broadcast to every socket."""
+
+import os
+import signal
+import socket
+import time
+
+import gevent
+import pytest
+import requests
+
+from lessons import load_lesson, spawn_course
+from streamlib import call_app
+from streamlib.fanout import Audience, SharedStream
+from streamlib.fanout_worker import MAX_BEHIND, Member
+
+clock_event = load_lesson("04_server_sent_events").clock_event
+HELLO = b": connected\nretry: 1000\n\n"
+
+
+# -- Any server: the marker is skipped and the generator goes on ---------------------------
+
+
+def test_any_server_gets_the_generators_own_bytes_past_the_audience():
+    audience = Audience()
+    closed = []
+
+    def body():
+        try:
+            yield b"mine\n"
+            yield audience
+            yield b"everyone's\n"
+        finally:
+            closed.append(True)
+
+    stream = SharedStream(body())
+    assert list(stream) == [b"mine\n", b"everyone's\n"]
+    stream.close()
+    assert closed == [True]
+
+
+def test_the_endless_shared_clock_on_an_ordinary_server_is_lesson_04s(course_app):
+    response = call_app(course_app, "/shared-events")  # wsgiref.validate checks every piece
+    try:
+        hello, first, second = (response.next_piece() for _ in range(3))
+    finally:
+        response.close()
+    n = int(first.split(b"\n")[0].removeprefix(b"id: "))
+    assert hello == HELLO and (first, second) == (clock_event(n, 1.0), clock_event(n + 1, 1.0))
+
+
+# -- A member: writes without waiting, keeps order, leaves when too far behind ----------------
+
+
+@pytest.fixture
+def connection():
+    ours, theirs = socket.socketpair()
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # the kernel holds little
+    theirs.settimeout(5)
+    yield ours, theirs
+    ours.close()
+    theirs.close()
+
+
+def test_a_member_that_cannot_write_now_keeps_the_bytes_in_order(connection):
+    ours, theirs = connection
+    left = []
+    member = Member(os.dup(ours.fileno()), lambda: left.append(True))
+    audience = Audience()
+    member.join(audience, b"first\n")
+    pieces = [bytes([65 + n % 26]) * 50_000 for n in range(4)]  # less than MAX_BEHIND
+    for piece in pieces:
+        audience.send(piece)
+    assert member.waiting  # the kernel's buffer is full: the rest waits in the member
+    received = bytearray()
+    expected = b"first\n" + b"".join(pieces)
+    deadline = time.monotonic() + 5
+    while len(received) < len(expected) and time.monotonic() < deadline:
+        received += theirs.recv(65536)
+        gevent.sleep(0.001)  # the loop runs the member's write watcher
+    assert bytes(received) == expected and not member.waiting and not left
+
+
+def test_a_member_that_falls_too_far_behind_is_dropped_and_its_body_closed(connection):
+    ours, _ = connection
+    left = []
+    member = Member(os.dup(ours.fileno()), lambda: left.append(True))
+    audience = Audience()
+    member.join(audience, b"")
+    piece = b"x" * 4096
+    for _ in range(MAX_BEHIND // len(piece) * 4):  # nobody reads: the kernel, then the member
+        audience.send(piece)
+    assert left == [True] and not audience.members and member.audience is None
+
+
+def test_a_member_whose_client_closes_leaves_when_the_loop_sees_it(connection):
+    ours, theirs = connection
+    left = []
+    member = Member(os.dup(ours.fileno()), lambda: left.append(True))
+    audience = Audience()
+    member.join(audience, b"hello")
+    assert theirs.recv(5) == b"hello"
+    theirs.close()
+    deadline = time.monotonic() + 5
+    while not left and time.monotonic() < deadline:
+        gevent.sleep(0.01)
+    assert left == [True] and not audience.members
+
+
+# -- Under gunicorn: the fan-out worker ------------------------------------------------------
+
+
+def read_for(response: requests.Response, seconds: float) -> list[tuple[bytes, float]]:
+    """The pieces ``response`` brings within ``seconds``, each with when it came."""
+    pieces = []
+    deadline = time.time() + seconds
+    while time.time() < deadline and (piece := response.raw.read1(65536)):
+        pieces.append((piece, time.time()))  # read1: what has come, not a full 64 KiB
+    return pieces
+
+
+def events_in(pieces: list[tuple[bytes, float]]) -> list[tuple[int, bytes, float]]:
+    """(id, the event's bytes, when its last byte came) for each clock event in ``pieces``."""
+    events, buffer = [], b""
+    for piece, at in pieces:
+        buffer += piece
+        while b"\n\n" in buffer:
+            event, buffer = buffer.split(b"\n\n", 1)
+            if event.startswith(b"id: "):
+                events.append((int(event[4:].split(b"\n")[0]), event + b"\n\n", at))
+    return events
+
+
+@pytest.mark.live
+def test_the_fanout_worker_sends_every_member_each_event_once_on_time():
+    with spawn_course("--server", "gunicorn", "--worker-class", "fanout") as server:
+        url = server.url + "/shared-events"
+        resumed_from = int(time.time()) - 3
+        with (
+            requests.get(url, stream=True, timeout=5) as fresh,
+            requests.get(
+                url, stream=True, timeout=5, headers={"Last-Event-ID": str(resumed_from)}
+            ) as resumed,
+        ):
+            for response in (fresh, resumed):
+                assert response.headers["Connection"] == "close"  # the end: the close
+                assert "Transfer-Encoding" not in response.headers
+                assert response.headers["Content-Type"].startswith("text/event-stream")
+            fresh_events = events_in(read_for(fresh, 2.5))
+            resumed_events = events_in(read_for(resumed, 0.5))
+    for events in (fresh_events, resumed_events):
+        ids = [n for n, _, _ in events]
+        assert ids == list(range(ids[0], ids[0] + len(ids)))  # none lost, none twice
+        assert all(sent == clock_event(n, 1.0) for n, sent, _ in events)
+    assert resumed_events[0][0] == resumed_from + 1  # the missed ones first
+    assert len(fresh_events) >= 2
+    for n, _, arrived in fresh_events:
+        assert n <= arrived < n + 0.5  # due at n s since the epoch: never early, soon after
+
+
+@pytest.mark.live
+def test_a_member_that_leaves_is_a_closed_stream_in_stats():
+    with spawn_course("--server", "gunicorn", "--worker-class", "fanout") as server:
+        with requests.get(server.url + "/shared-events", stream=True, timeout=5) as response:
+            assert response.raw.read1(65536).startswith(b": connected")
+            stats = requests.get(server.url + "/stats", timeout=5).json()
+            assert stats["routes"]["/shared-events"]["open_streams"] == 1
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            stats = requests.get(server.url + "/stats", timeout=5).json()
+            if stats["open_streams"] == 0:
+                break
+            time.sleep(0.05)
+        assert stats["routes"]["/shared-events"] == {
+            "open_streams": 0,
+            "streams_started": 1,
+            "streams_closed": 1,
+        }
+        # a stream of its own (count=) goes gunicorn's usual way, chunked
+        with requests.get(server.url + "/shared-events?count=1", timeout=5) as counted:
+            assert counted.headers["Transfer-Encoding"] == "chunked"
+            assert counted.content.startswith(HELLO) and counted.content.endswith(b"}\n\n")
+
+
+@pytest.mark.live
+def test_on_sigterm_members_are_cut_at_once_not_after_the_graceful_timeout():
+    flags = ("--server", "gunicorn", "--worker-class", "fanout", "--graceful-timeout", "20")
+    with spawn_course(*flags) as server:
+        with requests.get(server.url + "/shared-events", stream=True, timeout=30) as response:
+            assert response.raw.read1(65536).startswith(b": connected")
+            signalled = time.monotonic()
+            server.process.send_signal(signal.SIGTERM)
+            while response.raw.read1(65536):  # events until the worker exits, then the end
+                pass
+            cut_after = time.monotonic() - signalled
+        server.process.wait(timeout=30)
+    assert cut_after < 5, cut_after  # the worker's next check-in, not 20 s
