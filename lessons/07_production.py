@@ -125,12 +125,12 @@ gevent worker plus that one case (``--worker-class fanout``): it writes the byte
 the marker, then hands the socket to the audience and ends the connection's greenlet. Each
 tick, the ticker's ``on_tick`` sends the event once, and the audience writes it to every
 member's socket in one loop: no greenlet, timer or generator step per client, and per
-client only a descriptor and a watcher that notices it leave. Any other server iterates:
+client only a descriptor and a watcher for what it sends. Any other server iterates:
 the marker is skipped and the same generator goes on sending the same bytes itself, so the
-route works everywhere, and the tests compare the two. The cost: the fast path ends the
-response by closing the connection (no chunked framing, so every member gets the very
-same bytes), and a member that stops reading is dropped once 256 KiB wait for it (an SSE
-client reconnects and catches up with ``Last-Event-ID``). Measured beside Node, one core
+route works everywhere, and the tests compare the two. Each event goes out as one chunk,
+framed once for every member, on a connection that closes when the member leaves; a
+member that stops reading is dropped once 256 KiB wait for it (an SSE client reconnects
+and catches up with ``Last-Event-ID``). Measured beside Node, one core
 each, taking turns in three rounds (``bench/results``, lesson 07): at 5,000 and 10,000
 clients a p99 of 0.72 and 0.57 times Node's (89 and 155 ms against 123 and 277), every
 client served in every round, 2.1 to 2.2 KiB per connection against Node's 17.1 and 13.5,

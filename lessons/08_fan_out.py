@@ -80,6 +80,7 @@ from lessons.course import Lesson, Route, send_text
 from streamlib import float_param
 from streamlib.bodies import read_json
 from streamlib.broadcast import (
+    AUDIENCE_HEARTBEAT,
     STREAM,
     Batch,
     Broadcast,
@@ -91,6 +92,7 @@ from streamlib.broadcast import (
     publish,
     relay,
 )
+from streamlib.fanout import Audience, SharedStream
 from streamlib.sse import SSE_HEADERS, SSEDecoder, event_stream, iter_sse_lines
 
 MAX_TEXT = 10_000  # characters in one message
@@ -192,8 +194,12 @@ def post_message(environ: dict, start_response: Callable) -> list[bytes]:
 
 
 def room_events(
-    broadcast: Broadcast, client: Any, last_event_id: str | None, heartbeat: float
-) -> Iterator[bytes | None]:
+    broadcast: Broadcast,
+    client: Any,
+    last_event_id: str | None,
+    heartbeat: float,
+    offer_audience: bool = False,
+) -> Iterator[bytes | Audience | None]:
     """Return the SSE events of the room: first what the client missed, then live ones.
 
     The place in the live feed is taken *now*, when the request comes, and the missed
@@ -204,8 +210,12 @@ def room_events(
     Every message sent is later than the one before it: this worker's relay may be
     behind the client (it resumes with an id that the broker has but this worker has not
     yet relayed), and then the live feed brings messages the client already has.
+
+    offer_audience: once caught up, yield the broadcast's audience (``streamlib.fanout``),
+        where a fan-out server takes the client over, if nothing later could be a message
+        it has already.
     """
-    live = broadcast.follow(heartbeat)
+    live = broadcast.follow(heartbeat, offer_audience)
     backlog: list[Message] = []
     after: str | None = None  # the id the client has seen, once known to be real
     if last_event_id:
@@ -214,16 +224,25 @@ def room_events(
             backlog, after = held, last_event_id
         elif client is not None and is_stream_id(last_event_id):
             backlog, after = _ask_the_broker(client, last_event_id)
-    return _catch_up_then_follow(backlog, live, after)
+    return _catch_up_then_follow(broadcast, backlog, live, after)
 
 
 def _catch_up_then_follow(
-    backlog: list[Message], live: Iterator[Batch], after: str | None
-) -> Iterator[bytes | None]:
+    broadcast: Broadcast,
+    backlog: list[Message],
+    live: Iterator[Batch | Audience],
+    after: str | None,
+) -> Iterator[bytes | Audience | None]:
     if backlog:
         yield b"".join(encode(message) for message in backlog)
         after = next((m.id for m in reversed(backlog) if m.id), after)
     for batch in live:
+        if isinstance(batch, Audience):
+            # the audience gets every message this process relays from now on: all later
+            # than ``after`` once the relay holds it (or there is no ``after``)
+            if after is None or broadcast.messages_after(after) is not None:
+                yield batch
+            continue
         ids = [m.id for m in batch.messages if m.id]
         if after is None or not ids or is_later(ids[0], after):
             fresh = batch  # the usual case: all of it is new to this client
@@ -258,9 +277,12 @@ def serve_broadcast(environ: dict, start_response: Callable) -> Any:
     heartbeat = float_param(Request(environ).args, "heartbeat", 15.0, 0.1, 300.0)
     broadcast, client = room(environ.get("course.redis"))
     start_response("200 OK", SSE_HEADERS)
-    events = room_events(broadcast, client, environ.get("HTTP_LAST_EVENT_ID"), heartbeat)
+    offer = heartbeat == AUDIENCE_HEARTBEAT  # every member of the audience beats alike
+    last_id = environ.get("HTTP_LAST_EVENT_ID")
+    events = room_events(broadcast, client, last_id, heartbeat, offer_audience=offer)
     broker = "through Redis" if client is not None else "in this process only"
-    return event_stream(events, hello=f"connected to process {os.getpid()}, {broker}")
+    stream = event_stream(events, hello=f"connected to process {os.getpid()}, {broker}")
+    return SharedStream(stream) if offer else stream
 
 
 DEMO_PAGE = """<!doctype html>
@@ -330,14 +352,14 @@ class Listener:
     """A client of ``GET /broadcast`` reading in a thread: which worker process it reached,
     and every message and broker event it received. The notebook and the tests use it."""
 
-    def __init__(self, url: str, last_id: str | None = None) -> None:
+    def __init__(self, url: str, last_id: str | None = None, heartbeat: float = 0.5) -> None:
         self.pid = ""
         self.texts: list[str] = []
         self.ids: list[str] = []
         self.broker: list[str] = []
         self.connected = threading.Event()
         self._response = requests.get(
-            url + "/broadcast?heartbeat=0.5",
+            f"{url}/broadcast?heartbeat={heartbeat:g}",
             headers={"Last-Event-ID": last_id} if last_id else {},
             stream=True,
             timeout=10,

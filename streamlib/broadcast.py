@@ -25,10 +25,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from streamlib.sse import format_event
+from streamlib.fanout import Audience
+from streamlib.sse import HEARTBEAT, format_event
 from streamlib.ticker import Ticker
 
 STREAM = "streamlib:broadcast"
+AUDIENCE_HEARTBEAT = 15.0  # seconds: the heartbeat of every client in a room's audience
 
 
 @dataclass(frozen=True)
@@ -95,15 +97,38 @@ class Broadcast:
         # started and stopped per follower per wait (lesson 07's clock at 5,000 clients:
         # 60 us per event per client with one, 40 to 46 without). One pulse wakes every
         # follower instead, while any follows, and each counts its way to its heartbeat.
-        self._pulse = Ticker(pulse, on_tick=lambda ticks: self._wake_followers())
+        self._pulse = Ticker(pulse, on_tick=lambda ticks: self._on_pulse())
         self._batches_made: dict[tuple[int, int], Batch] = {}  # (from, to) count -> batch
+        # Under streamlib.fanout_worker, the followers that caught up are this audience's
+        # members: each add writes its messages to all of them in one loop (lesson 07).
+        self.audience = Audience()
+        self._audience_heard = time.monotonic()  # when the audience was last sent anything
 
     def add(self, message: Message) -> None:
         """Add ``message`` and wake every client waiting in :meth:`follow`."""
+        self.add_all([message])
+
+    def add_all(self, messages: list[Message]) -> None:
+        """Add ``messages``, wake every follower once, and send them to the audience.
+
+        The audience gets them joined, in one write per member: a relay that hands over
+        everything it read at once sends fewer, larger writes the busier the process is.
+        """
+        if not messages:
+            return
         with self._lock:
-            self._count += 1
-            self._recent.append(message)
+            self._count += len(messages)
+            self._recent.extend(messages)
         self._wake_followers()
+        if self.audience.members:
+            self.audience.send(b"".join(encode(message) for message in messages))
+            self._audience_heard = time.monotonic()
+
+    def _on_pulse(self) -> None:
+        self._wake_followers()
+        if self.audience.members and time.monotonic() - self._audience_heard >= AUDIENCE_HEARTBEAT:
+            self.audience.send(HEARTBEAT)
+            self._audience_heard = time.monotonic()
 
     def _wake_followers(self) -> None:
         with self._lock:
@@ -119,11 +144,16 @@ class Broadcast:
                 return None
             return list(self._recent)[ids.index(message_id) + 1 :]
 
-    def follow(self, heartbeat: float = 15.0) -> Iterator[Batch]:
+    def follow(
+        self, heartbeat: float = 15.0, offer_audience: bool = False
+    ) -> Iterator[Batch | Audience]:
         """Return batches of the messages added from this call on, as they come.
 
         heartbeat: seconds to wait before yielding an empty batch, so that the caller can
             send a heartbeat (and learn whether its client is still there).
+        offer_audience: once caught up, with nothing waiting, yield :attr:`audience` once:
+            a fan-out server takes the client over there (``streamlib.fanout``; its
+            members beat every :data:`AUDIENCE_HEARTBEAT` s). Iterated further, it goes on.
 
         The place is taken now, not when iteration starts (a generator's body runs only at
         its first ``next``): a client that catches up on missed messages first and follows
@@ -134,9 +164,9 @@ class Broadcast:
         """
         with self._lock:
             seen = self._count
-        return self._batches(seen, heartbeat)
+        return self._batches(seen, heartbeat, offer_audience)
 
-    def _batches(self, seen: int, heartbeat: float) -> Iterator[Batch]:
+    def _batches(self, seen: int, heartbeat: float, offer: bool) -> Iterator[Batch | Audience]:
         # The pulse wakes a waiter at least this often; a shorter heartbeat needs a timeout.
         timeout = heartbeat if heartbeat < self._pulse.interval else None
         last_yield = time.monotonic()
@@ -144,6 +174,10 @@ class Broadcast:
             while True:
                 with self._lock:  # the count and the event to wait on, taken together
                     count, next_add = self._count, self._next_add
+                if offer and count == seen:  # caught up: from here on, the audience's
+                    offer = False
+                    yield self.audience
+                    continue  # still iterated: carry on here
                 timed_out = count == seen and not next_add.wait(timeout)
                 with self._lock:
                     batch, seen = self._batch_after(seen), self._count
@@ -248,7 +282,9 @@ def relay(
         if not broker_up:
             broadcast.add(Message("", "available", event="broker"))
             broker_up, delay = True, 0.1
-        for _, entries in replies:
-            for message_id, fields in entries:
-                broadcast.add(Message(message_id, fields["data"]))
-                last = message_id
+        for _, entries in replies:  # all that was read, added at once
+            broadcast.add_all(
+                [Message(message_id, fields["data"]) for message_id, fields in entries]
+            )
+            if entries:
+                last = entries[-1][0]

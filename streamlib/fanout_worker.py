@@ -8,16 +8,19 @@ For that one, the worker writes the response itself: the head, then the body's o
 until the body yields its :class:`~streamlib.fanout.Audience`. Then it makes the socket a
 member of that audience and lets go of the request: the connection's greenlet ends, and
 what is left per client is a file descriptor, what waits to be written to it, and a watcher
-that notices when the client leaves (the event loop calls it; nothing runs per client
-until then). Each :meth:`~streamlib.fanout.Audience.send` is then one ``write`` per member
+that the event loop calls if the client sends anything (nothing runs per client until
+then). Each :meth:`~streamlib.fanout.Audience.send` is then one ``write`` per member
 in one loop, the shape of ``bench.one_loop``, CPython's floor in lesson 07's benchmark.
 
-The response is delimited by closing the connection (``Connection: close``, no chunked
-framing), so the bytes every member gets are the same bytes, with nothing per client to
-add. A member that stops reading keeps up to :data:`MAX_BEHIND` bytes waiting, then is
-dropped: an SSE client comes back with ``Last-Event-ID`` and catches up. Members are not
-requests to gunicorn, so on SIGTERM the worker does not wait ``--graceful-timeout`` for them:
-they are cut when it exits, and come back the same way.
+The response is chunked, as gunicorn's own streamed responses are (HTTP/1.1; an HTTP/1.0
+request goes the usual way): a client such as ``requests`` hands over each chunk as it
+comes, where a body that ends only when the connection closes would have it wait for a
+full read. A chunk's framing depends on its length only, so each piece is framed once for
+every member (:func:`chunked`), and the connection closes when the member leaves. A
+member that stops reading keeps up to :data:`MAX_BEHIND` bytes waiting, then is dropped:
+an SSE client comes back with ``Last-Event-ID`` and catches up. Members are not requests
+to gunicorn, so on SIGTERM the worker does not wait ``--graceful-timeout`` for them: they
+are cut when it exits, and come back the same way.
 
 gunicorn's arbiter imports this module, and so ``streamlib``, before it starts a worker, and
 so before the worker patches the standard library (lesson 07). So nothing ``streamlib``
@@ -29,6 +32,7 @@ import it inside the functions that use it.
 import logging
 import os
 from collections.abc import Callable, Iterator
+from functools import lru_cache
 
 from gevent import get_hub
 from gunicorn.workers.ggevent import GeventWorker
@@ -77,7 +81,7 @@ def taking_shared_streams(app: Callable) -> Callable:
         sock = environ.get("gunicorn.socket")
         if not isinstance(body, SharedStream) or sock is None or not head:
             return body
-        if environ["SERVER_PROTOCOL"] not in ("HTTP/1.0", "HTTP/1.1"):
+        if environ["SERVER_PROTOCOL"] != "HTTP/1.1":  # chunked framing needs HTTP/1.1
             return body
         serve(body, sock, response_head(*head))
         return TAKEN
@@ -86,10 +90,20 @@ def taking_shared_streams(app: Callable) -> Callable:
 
 
 def response_head(status: str, headers: list[tuple[str, str]]) -> bytes:
-    """The status line and headers, for a body that ends when the connection closes."""
+    """The status line and headers of a chunked response on a connection used once."""
     lines = [f"HTTP/1.1 {status}", *(f"{name}: {value}" for name, value in headers)]
-    lines += [f"Date: {http_date()}", "Connection: close"]
+    lines += [f"Date: {http_date()}", "Transfer-Encoding: chunked", "Connection: close"]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+@lru_cache(maxsize=16)
+def chunked(data: bytes) -> bytes:
+    """``data`` as one HTTP/1.1 chunk: its length in hex, CRLF, the bytes, CRLF.
+
+    Cached: every member of an audience is sent the same bytes, framed once for them all
+    (a ``bytes`` object keeps its hash, so each lookup after the first is cheap).
+    """
+    return b"%x\r\n%b\r\n" % (len(data), data)
 
 
 def serve(body: SharedStream, sock: object, head: bytes) -> None:
@@ -106,9 +120,10 @@ def serve(body: SharedStream, sock: object, head: bytes) -> None:
                 member = Member(os.dup(sock.fileno()), body.close)
                 member.join(piece, head)
                 return
-            sock.sendall(head + piece)
-            head = b""
-        sock.sendall(head)  # a body that ended without an audience
+            if piece:  # an empty chunk would be the end
+                sock.sendall(head + chunked(piece))
+                head = b""
+        sock.sendall(head + b"0\r\n\r\n")  # a body that ended without an audience
     except OSError:
         pass  # the client left
     except Exception:
@@ -135,15 +150,20 @@ class Member:
         self.readable = loop.io(fd, READ)
         self.writable = loop.io(fd, WRITE)
 
-    def join(self, audience: Audience, first: bytes) -> None:
-        """Become a member of ``audience``, with ``first`` to write before its bytes."""
+    def join(self, audience: Audience, head: bytes) -> None:
+        """Become a member of ``audience``, with ``head`` (if any) to write first."""
         self.audience = audience
         audience.members.add(self)
         self.readable.start(self.on_readable)
-        if first:
-            self(first)
+        if head:
+            self.write(head)
 
     def __call__(self, data: bytes) -> None:
+        """Send ``data`` as one chunk (what :meth:`Audience.send` calls)."""
+        if data:
+            self.write(chunked(data))
+
+    def write(self, data: bytes) -> None:
         """Write ``data`` now, or after what is waiting; leave if too much is waiting."""
         if self.waiting:
             if len(self.waiting) + len(data) > MAX_BEHIND:
@@ -166,18 +186,24 @@ class Member:
         """The kernel has room again: write what was waiting."""
         self.writable.stop()
         data, self.waiting = self.waiting, b""
-        self(data)
+        self.write(data)
 
     def on_readable(self) -> None:
-        """The client sent something, or closed: an empty read (or an error) means it left."""
+        """The client sent something, closed its side, or reset the connection.
+
+        An empty read says only that the client will send nothing more: it may still be
+        reading (TCP's half-close). So that stops the watching, and a client that is really
+        gone is noticed at the next write, which fails, as under any worker. A reset
+        leaves at once.
+        """
         try:
             if os.read(self.fd, 4096):
                 return  # bytes after the request: nothing to answer, ignored
+            self.readable.stop()
         except BlockingIOError:
             return
-        except OSError:
-            pass
-        self.leave()
+        except OSError:  # ECONNRESET: gone
+            self.leave()
 
     def leave(self) -> None:
         """Stop watching, close the descriptor, and close the response's body (once)."""

@@ -59,7 +59,11 @@ def test_python_dash_m_bench_quick_writes_a_table_a_plot_and_its_targets(tmp_pat
     assert "| wake | one shared event (Ticker) |" in report
     assert (tmp_path / "07_production.png").stat().st_size > 10_000
     assert "## Lesson 08: a broadcast through Redis" in report
-    for server in ["gunicorn gevent, 2 workers", "Node 20, one reader writing to every client"]:
+    for server in [
+        "gunicorn gevent, 2 workers",
+        "fan-out worker, 2 workers",
+        "Node 20, one reader writing to every client",
+    ]:
         assert report.count(f"| {server} | 50 |") == 1, server
     assert (tmp_path / "08_fan_out.png").stat().st_size > 10_000
     assert "## Lesson 09: Flask and Django, and WSGI against ASGI" in report

@@ -12,7 +12,7 @@ import requests
 from lessons import load_lesson, spawn_course
 from streamlib import call_app
 from streamlib.fanout import Audience, SharedStream
-from streamlib.fanout_worker import MAX_BEHIND, Member
+from streamlib.fanout_worker import MAX_BEHIND, Member, chunked
 
 clock_event = load_lesson("04_server_sent_events").clock_event
 HELLO = b": connected\nretry: 1000\n\n"
@@ -67,13 +67,13 @@ def test_a_member_that_cannot_write_now_keeps_the_bytes_in_order(connection):
     left = []
     member = Member(os.dup(ours.fileno()), lambda: left.append(True))
     audience = Audience()
-    member.join(audience, b"first\n")
+    member.join(audience, b"head\n")
     pieces = [bytes([65 + n % 26]) * 50_000 for n in range(4)]  # less than MAX_BEHIND
     for piece in pieces:
         audience.send(piece)
     assert member.waiting  # the kernel's buffer is full: the rest waits in the member
     received = bytearray()
-    expected = b"first\n" + b"".join(pieces)
+    expected = b"head\n" + b"".join(chunked(piece) for piece in pieces)  # each one chunk
     deadline = time.monotonic() + 5
     while len(received) < len(expected) and time.monotonic() < deadline:
         received += theirs.recv(65536)
@@ -93,17 +93,21 @@ def test_a_member_that_falls_too_far_behind_is_dropped_and_its_body_closed(conne
     assert left == [True] and not audience.members and member.audience is None
 
 
-def test_a_member_whose_client_closes_leaves_when_the_loop_sees_it(connection):
+def test_a_client_that_half_closes_still_gets_its_events_and_one_that_left_is_dropped(
+    connection,
+):
     ours, theirs = connection
     left = []
     member = Member(os.dup(ours.fileno()), lambda: left.append(True))
     audience = Audience()
     member.join(audience, b"hello")
     assert theirs.recv(5) == b"hello"
-    theirs.close()
-    deadline = time.monotonic() + 5
-    while not left and time.monotonic() < deadline:
-        gevent.sleep(0.01)
+    theirs.shutdown(socket.SHUT_WR)  # "I will send nothing more", and reads on
+    gevent.sleep(0.05)  # the loop sees the end of what the client sends
+    audience.send(b"event")
+    assert theirs.recv(100) == chunked(b"event") and not left
+    theirs.close()  # now gone: the next write fails
+    audience.send(b"event")
     assert left == [True] and not audience.members
 
 
@@ -111,11 +115,13 @@ def test_a_member_whose_client_closes_leaves_when_the_loop_sees_it(connection):
 
 
 def read_for(response: requests.Response, seconds: float) -> list[tuple[bytes, float]]:
-    """The pieces ``response`` brings within ``seconds``, each with when it came."""
+    """The chunks ``response`` brings within ``seconds``, each with when it came."""
     pieces = []
     deadline = time.time() + seconds
-    while time.time() < deadline and (piece := response.raw.read1(65536)):
-        pieces.append((piece, time.time()))  # read1: what has come, not a full 64 KiB
+    for piece in response.iter_content(None):  # as the lesson's Listener reads
+        pieces.append((piece, time.time()))
+        if time.time() > deadline:
+            break
     return pieces
 
 
@@ -143,8 +149,8 @@ def test_the_fanout_worker_sends_every_member_each_event_once_on_time():
             ) as resumed,
         ):
             for response in (fresh, resumed):
-                assert response.headers["Connection"] == "close"  # the end: the close
-                assert "Transfer-Encoding" not in response.headers
+                assert response.headers["Transfer-Encoding"] == "chunked"
+                assert response.headers["Connection"] == "close"  # the member's, to the end
                 assert response.headers["Content-Type"].startswith("text/event-stream")
             fresh_events = events_in(read_for(fresh, 2.5))
             resumed_events = events_in(read_for(resumed, 0.5))
@@ -162,7 +168,7 @@ def test_the_fanout_worker_sends_every_member_each_event_once_on_time():
 def test_a_member_that_leaves_is_a_closed_stream_in_stats():
     with spawn_course("--server", "gunicorn", "--worker-class", "fanout") as server:
         with requests.get(server.url + "/shared-events", stream=True, timeout=5) as response:
-            assert response.raw.read1(65536).startswith(b": connected")
+            assert next(response.iter_content(None)).startswith(b": connected")
             stats = requests.get(server.url + "/stats", timeout=5).json()
             assert stats["routes"]["/shared-events"]["open_streams"] == 1
         deadline = time.monotonic() + 5
@@ -176,9 +182,8 @@ def test_a_member_that_leaves_is_a_closed_stream_in_stats():
             "streams_started": 1,
             "streams_closed": 1,
         }
-        # a stream of its own (count=) goes gunicorn's usual way, chunked
+        # a stream of its own (count=) goes gunicorn's usual way, and ends
         with requests.get(server.url + "/shared-events?count=1", timeout=5) as counted:
-            assert counted.headers["Transfer-Encoding"] == "chunked"
             assert counted.content.startswith(HELLO) and counted.content.endswith(b"}\n\n")
 
 
@@ -187,11 +192,13 @@ def test_on_sigterm_members_are_cut_at_once_not_after_the_graceful_timeout():
     flags = ("--server", "gunicorn", "--worker-class", "fanout", "--graceful-timeout", "20")
     with spawn_course(*flags) as server:
         with requests.get(server.url + "/shared-events", stream=True, timeout=30) as response:
-            assert response.raw.read1(65536).startswith(b": connected")
+            pieces = response.iter_content(None)
+            assert next(pieces).startswith(b": connected")
             signalled = time.monotonic()
             server.process.send_signal(signal.SIGTERM)
-            while response.raw.read1(65536):  # events until the worker exits, then the end
-                pass
+            with pytest.raises(requests.exceptions.ChunkedEncodingError):
+                for _ in pieces:  # events until the worker exits: cut, no last chunk
+                    pass
             cut_after = time.monotonic() - signalled
         server.process.wait(timeout=30)
     assert cut_after < 5, cut_after  # the worker's next check-in, not 20 s

@@ -14,7 +14,16 @@ from real_programs import need
 
 from lessons import load_lesson, spawn_course
 from streamlib import call_app, free_port
-from streamlib.broadcast import Broadcast, Message, is_later, publish, relay
+from streamlib.broadcast import (
+    AUDIENCE_HEARTBEAT,
+    Broadcast,
+    Message,
+    encode,
+    is_later,
+    publish,
+    relay,
+)
+from streamlib.sse import HEARTBEAT
 
 fan_out = load_lesson("08_fan_out")
 Listener, listeners_on_both_workers = fan_out.Listener, fan_out.listeners_on_both_workers
@@ -413,3 +422,50 @@ def test_a_last_event_id_redis_would_reject_starts_fresh(redis_url, last_id):
     ):
         first = next(got.iter_content(chunk_size=None))
     assert got.status_code == 200 and first.startswith(b": connected")
+
+
+# -- the audience: a fan-out server's fast path (streamlib.fanout, lesson 07) ----------------
+
+
+def test_an_audience_member_gets_each_relayed_read_in_one_write_and_a_quiet_heartbeat():
+    room = Broadcast()
+    writes: list[bytes] = []
+    room.audience.members.add(writes.append)
+    room.add_all([Message("1-0", "a"), Message("2-0", "b")])
+    assert writes == [encode(Message("1-0", "a")) + encode(Message("2-0", "b"))]
+    room._on_pulse()  # just sent: no heartbeat yet
+    room._audience_heard -= AUDIENCE_HEARTBEAT
+    room._on_pulse()
+    assert writes[1:] == [HEARTBEAT]
+
+
+def test_a_follower_is_offered_the_audience_once_caught_up_and_goes_on_if_iterated():
+    room = Broadcast()
+    live = room.follow(heartbeat=5, offer_audience=True)
+    room.add(Message("1-0", "while connecting"))
+    assert [m.id for m in next(live).messages] == ["1-0"]  # what came first, first
+    assert next(live) is room.audience  # then, with nothing waiting, the marker
+    room.add(Message("2-0", "later"))
+    assert [m.id for m in next(live).messages] == ["2-0"]  # an ordinary server goes on
+
+
+@pytest.mark.live
+def test_under_the_fanout_worker_every_member_gets_every_message_once(redis_url):
+    texts = [f"m{n}" for n in range(20)]
+    flags = ("--server", "gunicorn", "--worker-class", "fanout", "--workers", "2")
+    with spawn_course(*flags, "--redis", redis_url) as server:
+        clients = [Listener(server.url, heartbeat=AUDIENCE_HEARTBEAT) for _ in range(6)]
+        assert all(client.connected.wait(5) for client in clients)
+        for text in texts[:10]:
+            assert post_live(server.url, text).status_code == 201
+        assert wait_for(lambda: all(len(c.texts) == 10 for c in clients))
+        resumed = Listener(server.url, last_id=clients[0].ids[4], heartbeat=AUDIENCE_HEARTBEAT)
+        assert resumed.connected.wait(5)
+        for text in texts[10:]:
+            assert post_live(server.url, text).status_code == 201
+        everyone = [*clients, resumed]
+        assert wait_for(lambda: all(c.texts[-1:] == texts[-1:] for c in everyone))
+        for client in everyone:
+            client.close()
+    assert all(c.texts == texts for c in clients), [len(c.texts) for c in clients]
+    assert resumed.texts == texts[5:]  # what it missed, then live: none lost, none twice
