@@ -12,11 +12,12 @@ that the event loop calls if the client sends anything (nothing runs per client 
 then). Each :meth:`~streamlib.fanout.Audience.send` is then one ``write`` per member
 in one loop, the shape of ``bench.one_loop``, CPython's floor in lesson 07's benchmark.
 
-The response is chunked, as gunicorn's own streamed responses are (HTTP/1.1; an HTTP/1.0
-request goes the usual way): a client such as ``requests`` hands over each chunk as it
-comes, where a body that ends only when the connection closes would have it wait for a
-full read. A chunk's framing depends on its length only, so each piece is framed once for
-every member (:func:`chunked`), and the connection closes when the member leaves. A
+To an HTTP/1.1 client the response is chunked, as gunicorn's own streamed responses are:
+a client such as ``requests`` hands over each chunk as it comes, where a body that ends
+only when the connection closes would have it wait for a full read. A chunk's framing
+depends on its length only, so each piece is framed once for every member
+(:func:`chunked`). An HTTP/1.0 client, which knows no chunks, gets the bytes as they are.
+Either way the connection closes when the member leaves. A
 member that stops reading keeps up to :data:`MAX_BEHIND` bytes waiting, then is dropped:
 an SSE client comes back with ``Last-Event-ID`` and catches up. Members are not requests
 to gunicorn, so on SIGTERM the worker does not wait ``--graceful-timeout`` for them: they
@@ -81,18 +82,22 @@ def taking_shared_streams(app: Callable) -> Callable:
         sock = environ.get("gunicorn.socket")
         if not isinstance(body, SharedStream) or sock is None or not head:
             return body
-        if environ["SERVER_PROTOCOL"] != "HTTP/1.1":  # chunked framing needs HTTP/1.1
+        if environ["SERVER_PROTOCOL"] not in ("HTTP/1.0", "HTTP/1.1"):
             return body
-        serve(body, sock, response_head(*head))
+        http11 = environ["SERVER_PROTOCOL"] == "HTTP/1.1"
+        serve(body, sock, response_head(*head, chunks=http11), chunked if http11 else bytes)
         return TAKEN
 
     return app_with_fan_out
 
 
-def response_head(status: str, headers: list[tuple[str, str]]) -> bytes:
-    """The status line and headers of a chunked response on a connection used once."""
+def response_head(status: str, headers: list[tuple[str, str]], chunks: bool) -> bytes:
+    """The status line and headers of a response on a connection used once: chunked, or
+    (``chunks`` False, for an HTTP/1.0 client) ended by the close."""
     lines = [f"HTTP/1.1 {status}", *(f"{name}: {value}" for name, value in headers)]
-    lines += [f"Date: {http_date()}", "Transfer-Encoding: chunked", "Connection: close"]
+    lines.append(f"Date: {http_date()}")
+    lines += ["Transfer-Encoding: chunked"] if chunks else []
+    lines.append("Connection: close")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
@@ -106,8 +111,10 @@ def chunked(data: bytes) -> bytes:
     return b"%x\r\n%b\r\n" % (len(data), data)
 
 
-def serve(body: SharedStream, sock: object, head: bytes) -> None:
+def serve(body: SharedStream, sock: object, head: bytes, frame: Callable[[bytes], bytes]) -> None:
     """Send ``head`` and ``body``'s own bytes on ``sock``; at its audience, hand it over.
+
+    frame: how each piece goes on the wire: :func:`chunked`, or ``bytes`` as it is.
 
     Until the audience comes, the connection's greenlet writes as any worker does
     (``sendall`` waits cooperatively). Between the audience's arrival and the member's
@@ -117,13 +124,13 @@ def serve(body: SharedStream, sock: object, head: bytes) -> None:
     try:
         for piece in pieces:
             if isinstance(piece, Audience):
-                member = Member(os.dup(sock.fileno()), body.close)
+                member = Member(os.dup(sock.fileno()), body.close, frame)
                 member.join(piece, head)
                 return
             if piece:  # an empty chunk would be the end
-                sock.sendall(head + chunked(piece))
+                sock.sendall(head + frame(piece))
                 head = b""
-        sock.sendall(head + b"0\r\n\r\n")  # a body that ended without an audience
+        sock.sendall(head + (b"0\r\n\r\n" if frame is chunked else b""))  # ended, no audience
     except OSError:
         pass  # the client left
     except Exception:
@@ -136,13 +143,17 @@ class Member:
 
     fd: a descriptor of the client's connection, this member's to close.
     on_leave: called once when the member leaves, to close the response's body.
+    frame: how each piece goes on the wire: :func:`chunked` (the default), or ``bytes``.
     """
 
-    __slots__ = ("audience", "fd", "on_leave", "readable", "waiting", "writable")
+    __slots__ = ("audience", "fd", "frame", "on_leave", "readable", "waiting", "writable")
 
-    def __init__(self, fd: int, on_leave: Callable[[], None]) -> None:
+    def __init__(
+        self, fd: int, on_leave: Callable[[], None], frame: Callable[[bytes], bytes] = chunked
+    ) -> None:
         os.set_blocking(fd, False)
         self.fd = fd
+        self.frame = frame
         self.waiting = b""
         self.audience: Audience | None = None
         self.on_leave = on_leave
@@ -159,9 +170,9 @@ class Member:
             self.write(head)
 
     def __call__(self, data: bytes) -> None:
-        """Send ``data`` as one chunk (what :meth:`Audience.send` calls)."""
+        """Send ``data``, framed (what :meth:`Audience.send` calls)."""
         if data:
-            self.write(chunked(data))
+            self.write(self.frame(data))
 
     def write(self, data: bytes) -> None:
         """Write ``data`` now, or after what is waiting; leave if too much is waiting."""

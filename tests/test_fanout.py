@@ -202,3 +202,21 @@ def test_on_sigterm_members_are_cut_at_once_not_after_the_graceful_timeout():
             cut_after = time.monotonic() - signalled
         server.process.wait(timeout=30)
     assert cut_after < 5, cut_after  # the worker's next check-in, not 20 s
+
+
+@pytest.mark.live
+def test_an_http_1_0_client_is_a_member_too_with_the_bytes_as_they_are():
+    """streamlib.load.crowd, the benchmark's client, asks in HTTP/1.0: no chunks for it."""
+    with spawn_course("--server", "gunicorn", "--worker-class", "fanout") as server:
+        host, port = server.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=5) as client:
+            client.sendall(b"GET /shared-events HTTP/1.0\r\nHost: " + host.encode() + b"\r\n\r\n")
+            received = b""
+            while received.count(b"id: ") < 2:
+                received += client.recv(65536)
+    head, body = received.split(b"\r\n\r\n", 1)
+    assert b"Connection: close" in head and b"Transfer-Encoding" not in head
+    assert b"Server:" not in head  # the fan-out worker's head: gunicorn's own names itself
+    events = events_in([(body, 0.0)])
+    assert body.startswith(HELLO) and events[1][0] == events[0][0] + 1
+    assert all(sent == clock_event(n, 1.0) for n, sent, _ in events)
