@@ -77,20 +77,20 @@ tick is a burst: the worker sends the event to its streams one after another, an
 waits for all the others. The p99 is about the clients times what one event to one client
 costs. Measured against Node with the tutorial's pattern (a timer per connection, the same
 bytes), one core each, taking turns (``bench/results``, lesson 07): at 5,000 clients Node's
-p99 was 123 ms and one gevent worker's 432 ms; at 10,000 the worker no longer kept up
-(8,224 of its clients got every event; Node served all). ``bench.microseconds`` times
+p99 was 153 ms and one gevent worker's 411 ms; at 10,000 the worker no longer kept up
+(8,233 of its clients got every event; Node served all). ``bench.microseconds`` times
 each step of one event to one client on its own (µs, on the same machine):
 
 =============================================  =====
-wake the stream: its own timer (lesson 04)     10.8
-wake it: one ``threading.Condition``           13.1
+wake the stream: its own timer (lesson 04)     10.3
+wake it: one ``threading.Condition``           19.2
 wake it: one shared ``threading.Event``         6.8
-... the same, waiting with a timeout           12.9
-encode the event for this stream                7.6
-take it from a cache, encoded once              0.32
+... the same, waiting with a timeout           12.8
+encode the event for this stream                7.3
+take it from a cache, encoded once              0.31
 a wrapper around the body, per chunk            0.15
-gunicorn's chunked write, gevent's sendall     19.7
-... of which the kernel's ``send``             13.6
+gunicorn's chunked write, gevent's sendall     25.2
+... of which the kernel's ``send``             14.8
 =============================================  =====
 
 What an app can take off, ``/shared-events`` takes: lesson 04's clock with one
@@ -100,19 +100,19 @@ easy to miss: ``event.wait(heartbeat)`` starts and stops a timer for every strea
 event, and it cost as much as the wake-up itself (a sampling profiler, ``py-spy``, found
 8% of the worker's samples in gevent's ``Timeout``). A tick comes every second, so a
 heartbeat of a second or more never comes due and the wait needs none. With the same
-bytes, ids and heartbeats: 37 to 45 µs per event per client against lesson 04's 57 to 88,
-every one of 10,000 clients served, and a p99 1.5 to 1.9 times Node's at 1,000, 5,000 and
-10,000 clients (lesson 04's clock: 2.8 to 3.4 times, and 18% of its clients not served at
+bytes, ids and heartbeats: 41 to 46 µs per event per client against lesson 04's 72 to 95,
+every one of 10,000 clients served, and a p99 1.4 to 1.9 times Node's at 1,000, 5,000 and
+10,000 clients (lesson 04's clock: 2.2 to 3.5 times, and 18% of its clients not served at
 10,000). Lesson 08's broadcast does the same: one event, each batch encoded once for every client it
 wakes, and a pulse once a second instead of a timeout per follower. Copy that into an app
 whose streams send the same events. The rest belongs to the server: a greenlet switch into
 each stream and out again, and the write path, where gevent's ``sendall`` also asks the
 kernel for the socket's buffer size before every write (``strace -c -p`` on the worker:
 one ``getsockopt`` per ``sendto``). Memory per connection stays above Node's (18.2 KiB
-against 13.5 at 10,000; ``tracemalloc`` in the worker puts 2.2 KiB of it in each
+against 13.3 at 10,000; ``tracemalloc`` in the worker puts 2.2 KiB of it in each
 greenlet's saved stack, 0.8 in the greenlet, and less than 1 in the course's own objects).
 It is not CPython: ``bench.one_loop``, one loop that sends each event to every socket with
-no WSGI, beat Node (p99 0.62 times Node's at 5,000 clients, memory per connection 0.54
+no WSGI, beat Node (p99 0.55 times Node's at 5,000 clients, memory per connection 0.55
 times).
 
 **Fan-out in the server.** So the last step belongs to the server, and PEP 3333 shows the
@@ -132,9 +132,9 @@ framed once for every member, on a connection that closes when the member leaves
 member that stops reading is dropped once 256 KiB wait for it (an SSE client reconnects
 and catches up with ``Last-Event-ID``). Measured beside Node, one core
 each, taking turns in three rounds (``bench/results``, lesson 07): at 5,000 and 10,000
-clients a p99 of 0.72 and 0.57 times Node's (89 and 155 ms against 123 and 277), every
-client served in every round, 2.1 to 2.2 KiB per connection against Node's 17.1 and 13.5,
-and 13 to 14 µs of CPU per event per client against Node's 20 to 27: as fast as
+clients a p99 of 0.60 and 0.59 times Node's (89 and 190 ms against 153 and 318), every
+client served in every round, 2.2 to 2.4 KiB per connection against Node's 16.9 and 13.3,
+and 17 to 18 µs of CPU per event per client against Node's 28: within a few percent of
 ``bench.one_loop``, in a quarter of its memory, as no greenlet waits per client.
 
 What to copy into your own app: encode an event once for everyone who gets it, wake every

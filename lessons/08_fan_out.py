@@ -39,13 +39,17 @@ and restart the Redis process mid-broadcast and count zero lost.
 the same stream the Node way, one reader and a ``res.write`` to every client for every
 message (``streamlib.node_relay``), the two taking turns on the same core budget (servers
 and Redis on one core). Two gevent workers relay 100 messages a second to 1,000 clients with
-none lost, p99 1.3 to 1.6 times Node's (195 ms against 137 on the median run); to 5,000
-clients, none lost, and there Node falls further behind (p99 1.9 s against 3.6 s): each
-message costs Node a write to every client, while a worker woken late sends every message
-since in one write, encoded once per worker. On this two-core machine the clients have a
-single core and use all of it at 5,000, so those delays are partly the clients' own. The
-same load on gthread workers (1,000 threads) falls behind even at 1,000 clients: p99 6 s,
-and only 533 of the clients got every message within the run. The likely cause, not
+none lost, p99 1.4 to 1.6 times Node's (180 ms against 130 on the median run); to 5,000
+clients, none lost, p99 0.6 to 1.0 times Node's (1.6 s against 2.0 s): each message costs
+Node a write to every client, while a worker woken late sends every message since in one
+write, encoded once per worker. Lesson 07's fan-out worker (``--worker-class fanout``) takes
+the followers that caught up off their greenlets: each relay read goes, joined, to all of
+them in one loop. At 1,000 clients its p99 is 0.56 times Node's (70 ms against 130), none
+lost. At 5,000 every server's delays are mostly the clients' own: on this two-core machine
+the clients have a single core and use all of it (0.9 to 1.1 cores), so the rows there
+(fan-out p99 2.5 s, 0.64 to 1.54 times Node's from round to round) measure the load
+generator as much as the servers. The same load on gthread workers (1,000 threads) lags
+even at 1,000 clients: p99 1.4 s against gevent's 0.18. The likely cause, not
 measured apart: every message wakes 500 threads per worker, and they take the GIL one at a
 time, where gevent switches between greenlets in one thread.
 
