@@ -86,24 +86,28 @@ def test_the_timeline_grows_while_the_stream_is_still_arriving(course_process, b
 @pytest.mark.live
 def test_buffered_is_one_late_block_and_streamed_a_staircase(course_process, browser_page):
     page = browser_page
-    query = "?size=80000&piece=8000&delay=0.08"  # ten pieces over 0.8 s
+    query = "?size=80000&piece=8000&delay=0.12"  # ten pieces over 1.2 s
     page.goto(inspect_url(course_process.url, "/buffered" + query, path2="/streamed" + query))
     page.wait_for_function(ALL_DONE, timeout=20_000)
     buffered, streamed = lanes(page)
     assert buffered["total"] == streamed["total"] == 80_000
-    # buffered: nothing until the whole body is made, then it comes in a rush
-    assert buffered["firstByteAt"] > 0.8 * buffered["doneAt"], buffered
-    # streamed: the first bytes early, then steps spread over the whole response
-    assert streamed["firstByteAt"] < 0.5 * streamed["doneAt"], streamed
+    # buffered: nothing until the whole body is made, then it comes in a rush. (A busy
+    # machine delays a browser's first read by up to half a second, which may join the
+    # first pieces of a stream: so the shapes are told apart by their spread in time.)
+    assert buffered["firstByteAt"] >= 1_000, buffered
+    assert buffered["doneAt"] - buffered["firstByteAt"] < 250, buffered
+    # streamed: steps spread over the whole response, the last piece made 1.08 s after the first
+    assert streamed["doneAt"] - streamed["firstByteAt"] > 500, streamed
     assert len(streamed["chunks"]) >= 5
     assert page.eval_on_selector_all("#timeline polyline", "lines => lines.length") == 2
 
 
 # Two tolerances. Once the stream flows, the page and observe see the same schedule within
-# SCHEDULE_S. Before that, the browser spends its own time starting a request and handing
-# over its first bytes: 20 to 150 ms more than requests on this machine, up to 400 ms on a
-# busy CI machine, where its first read then holds two ticks at once.
-SCHEDULE_S = 0.1
+# SCHEDULE_S (a tick is 0.4 s: a page that drew the ticks at the wrong times is off by more).
+# Before that, the browser spends its own time starting a request and handing over its
+# first bytes: 20 to 150 ms more than requests on this machine, up to 550 ms on a busy CI
+# machine, where its first read then holds several ticks at once.
+SCHEDULE_S = 0.25
 START_S = 0.6
 
 
@@ -119,7 +123,7 @@ def arrivals(chunks: list[tuple[float, int]]) -> dict[int, float]:
 @pytest.mark.browser
 @pytest.mark.live
 def test_the_figures_match_what_streamlib_observe_measures(course_process, browser_page):
-    path = "/ticks?count=8&interval=0.25"
+    path = "/ticks?count=8&interval=0.4"
     seen = observe(course_process.url + path)
     page = browser_page
     page.goto(inspect_url(course_process.url, path))
@@ -133,7 +137,7 @@ def test_the_figures_match_what_streamlib_observe_measures(course_process, brows
     assert set(by_page) <= set(by_observe), (by_page, by_observe)
     # after its first read, the page saw each tick when observe did, relative to the last one
     last = lane["total"]
-    later = sorted(by_page)[1:-1]
+    later = sorted(by_page)[2:-1]  # from the page's third read on: past the start-up
     assert len(later) >= 3, lane
     for offset in later:
         on_page = by_page[last] - by_page[offset]
