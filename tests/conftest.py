@@ -71,3 +71,15 @@ SERVER_KINDS = {
     "gthread": ("--server", "gunicorn", "--worker-class", "gthread"),
     "gevent": ("--server", "gunicorn", "--worker-class", "gevent"),
 }
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A real redis-server on a free port, for lesson 08's broadcast (skipped without one)."""
+    from real_programs import need
+
+    need("redis-server", "redis-server")
+    from streamlib.redis_server import spawn_redis
+
+    with spawn_redis() as redis_server:
+        yield redis_server.url

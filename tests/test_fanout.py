@@ -11,11 +11,23 @@ import requests
 
 from lessons import load_lesson, spawn_course
 from streamlib import call_app
+from streamlib.broadcast import AUDIENCE_HEARTBEAT
 from streamlib.fanout import Audience, SharedStream
 from streamlib.fanout_worker import MAX_BEHIND, Member, chunked
 
 clock_event = load_lesson("04_server_sent_events").clock_event
+fan_out = load_lesson("08_fan_out")
 HELLO = b": connected\nretry: 1000\n\n"
+
+
+def eventually(condition, seconds: float = 5.0) -> bool:
+    """Whether ``condition()`` comes true within ``seconds`` (asked every 50 ms)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 # -- Any server: the marker is skipped and the generator goes on ---------------------------
@@ -220,3 +232,32 @@ def test_an_http_1_0_client_is_a_member_too_with_the_bytes_as_they_are():
     events = events_in([(body, 0.0)])
     assert body.startswith(HELLO) and events[1][0] == events[0][0] + 1
     assert all(sent == clock_event(n, 1.0) for n, sent, _ in events)
+
+
+def post(url: str, text: str) -> requests.Response:
+    """``POST /broadcast``: one message to the room."""
+    return requests.post(url + "/broadcast", json={"text": text}, timeout=10)
+
+
+@pytest.mark.live
+def test_through_redis_every_member_of_a_room_gets_every_message_once(redis_url):
+    texts = [f"m{n}" for n in range(20)]
+    flags = ("--server", "gunicorn", "--worker-class", "fanout", "--workers", "2")
+    with spawn_course(*flags, "--redis", redis_url) as server:
+        clients = [fan_out.Listener(server.url, heartbeat=AUDIENCE_HEARTBEAT) for _ in range(6)]
+        assert all(client.connected.wait(5) for client in clients)
+        for text in texts[:10]:
+            assert post(server.url, text).status_code == 201
+        assert eventually(lambda: all(len(c.texts) == 10 for c in clients))
+        resumed = fan_out.Listener(
+            server.url, last_id=clients[0].ids[4], heartbeat=AUDIENCE_HEARTBEAT
+        )
+        assert resumed.connected.wait(5)
+        for text in texts[10:]:
+            assert post(server.url, text).status_code == 201
+        everyone = [*clients, resumed]
+        assert eventually(lambda: all(c.texts[-1:] == texts[-1:] for c in everyone))
+        for client in everyone:
+            client.close()
+    assert all(c.texts == texts for c in clients), [len(c.texts) for c in clients]
+    assert resumed.texts == texts[5:]  # what it missed, then live: none lost, none twice

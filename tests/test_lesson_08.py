@@ -189,15 +189,6 @@ def test_in_process_two_workers_lose_messages():
     assert all(set(c.texts) <= set(texts) for c in clients)
 
 
-@pytest.fixture
-def redis_url():
-    need("redis-server", "redis-server")
-    from streamlib.redis_server import spawn_redis
-
-    with spawn_redis() as redis_server:
-        yield redis_server.url
-
-
 @pytest.mark.live
 def test_through_redis_every_client_of_every_worker_gets_every_message(redis_url):
     texts = [f"m{n}" for n in range(20)]
@@ -447,25 +438,3 @@ def test_a_follower_is_offered_the_audience_once_caught_up_and_goes_on_if_iterat
     assert next(live) is room.audience  # then, with nothing waiting, the marker
     room.add(Message("2-0", "later"))
     assert [m.id for m in next(live).messages] == ["2-0"]  # an ordinary server goes on
-
-
-@pytest.mark.live
-def test_under_the_fanout_worker_every_member_gets_every_message_once(redis_url):
-    texts = [f"m{n}" for n in range(20)]
-    flags = ("--server", "gunicorn", "--worker-class", "fanout", "--workers", "2")
-    with spawn_course(*flags, "--redis", redis_url) as server:
-        clients = [Listener(server.url, heartbeat=AUDIENCE_HEARTBEAT) for _ in range(6)]
-        assert all(client.connected.wait(5) for client in clients)
-        for text in texts[:10]:
-            assert post_live(server.url, text).status_code == 201
-        assert wait_for(lambda: all(len(c.texts) == 10 for c in clients))
-        resumed = Listener(server.url, last_id=clients[0].ids[4], heartbeat=AUDIENCE_HEARTBEAT)
-        assert resumed.connected.wait(5)
-        for text in texts[10:]:
-            assert post_live(server.url, text).status_code == 201
-        everyone = [*clients, resumed]
-        assert wait_for(lambda: all(c.texts[-1:] == texts[-1:] for c in everyone))
-        for client in everyone:
-            client.close()
-    assert all(c.texts == texts for c in clients), [len(c.texts) for c in clients]
-    assert resumed.texts == texts[5:]  # what it missed, then live: none lost, none twice
