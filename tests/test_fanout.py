@@ -74,12 +74,19 @@ def connection():
     theirs.close()
 
 
-def test_a_member_that_cannot_write_now_keeps_the_bytes_in_order(connection):
-    ours, theirs = connection
-    left = []
+def joined(ours: socket.socket, head: bytes) -> tuple[Member, Audience, list[bool]]:
+    """A member on a copy of ``ours`` that joined a fresh audience with ``head``, and the
+    list its leaving appends to."""
+    left: list[bool] = []
     member = Member(os.dup(ours.fileno()), lambda: left.append(True))
     audience = Audience()
-    member.join(audience, b"head\n")
+    member.join(audience, head)
+    return member, audience, left
+
+
+def test_a_member_that_cannot_write_now_keeps_the_bytes_in_order(connection):
+    ours, theirs = connection
+    member, audience, left = joined(ours, b"head\n")
     pieces = [bytes([65 + n % 26]) * 50_000 for n in range(4)]  # less than MAX_BEHIND
     for piece in pieces:
         audience.send(piece)
@@ -95,10 +102,7 @@ def test_a_member_that_cannot_write_now_keeps_the_bytes_in_order(connection):
 
 def test_a_member_that_falls_too_far_behind_is_dropped_and_its_body_closed(connection):
     ours, _ = connection
-    left = []
-    member = Member(os.dup(ours.fileno()), lambda: left.append(True))
-    audience = Audience()
-    member.join(audience, b"")
+    member, audience, left = joined(ours, b"")
     piece = b"x" * 4096
     for _ in range(MAX_BEHIND // len(piece) * 4):  # nobody reads: the kernel, then the member
         audience.send(piece)
@@ -109,10 +113,7 @@ def test_a_client_that_half_closes_still_gets_its_events_and_one_that_left_is_dr
     connection,
 ):
     ours, theirs = connection
-    left = []
-    member = Member(os.dup(ours.fileno()), lambda: left.append(True))
-    audience = Audience()
-    member.join(audience, b"hello")
+    _, audience, left = joined(ours, b"hello")
     assert theirs.recv(5) == b"hello"
     theirs.shutdown(socket.SHUT_WR)  # "I will send nothing more", and reads on
     gevent.sleep(0.05)  # the loop sees the end of what the client sends
