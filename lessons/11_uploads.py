@@ -120,6 +120,7 @@ from streamlib.sse import SSE_HEADERS, event_stream, format_event
 from streamlib.uploads import (
     PIECE,
     CountingInput,
+    acceptable_length,
     body_pieces,
     declared_length,
     file_sha256,
@@ -284,7 +285,7 @@ def append_upload(environ: dict, start_response: Callable) -> list[bytes]:
     if environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower() != PARTIAL_UPLOAD:
         raise UnsupportedMediaType(f"Content-Type: send {PARTIAL_UPLOAD} to append to an upload")
     offset, complete = stated_offset(environ), structured_boolean(environ, "Upload-Complete")
-    declared_length(environ)  # a malformed length is a 400 before anything is opened
+    acceptable_length(environ, max_upload(environ))  # a 400, 411 or 413 opens nothing
     partial = partial_path(path)
     if offset != 0 and not partial.exists():
         return mismatching_offset(start_response, offset, 0)  # offset 0 starts an upload

@@ -80,6 +80,22 @@ def read_body(read: Callable[[int], bytes], size: int = -1) -> bytes:
         raise BadRequest(f"the body could not be read: {type(error).__name__}") from error
 
 
+def acceptable_length(environ: dict, max_bytes: int) -> int | None:
+    """The body's ``Content-Length`` (None for a chunked body), once the headers alone
+    show the body can be accepted: what an app checks before it opens anything.
+
+    Raises ``LengthRequired`` (411) when the server cannot say where the body ends,
+    ``RequestEntityTooLarge`` (413) for a length over ``max_bytes``, and ``BadRequest``
+    (400) for a length that is not a number.
+    """
+    length = declared_length(environ)
+    if length is None and not environ.get("wsgi.input_terminated"):
+        raise LengthRequired("send Content-Length, or a chunked body to a server that reads it")
+    if length is not None and length > max_bytes:
+        raise RequestEntityTooLarge(f"the body is {length} bytes; at most {max_bytes} here")
+    return length
+
+
 def body_pieces(environ: dict, max_bytes: int, piece: int = PIECE) -> Iterator[bytes]:
     """The request body, in pieces of at most ``piece`` bytes, as they come.
 
@@ -90,11 +106,7 @@ def body_pieces(environ: dict, max_bytes: int, piece: int = PIECE) -> Iterator[b
     say where the body ends, or ``BadRequest`` (400) when the client stops before it.
     """
     body = environ["wsgi.input"]
-    length = declared_length(environ)
-    if length is None and not environ.get("wsgi.input_terminated"):
-        raise LengthRequired("send Content-Length, or a chunked body to a server that reads it")
-    if length is not None and length > max_bytes:
-        raise RequestEntityTooLarge(f"the body is {length} bytes; at most {max_bytes} here")
+    length = acceptable_length(environ, max_bytes)
     received = 0
     while length is None or received < length:
         wanted = piece if length is None else min(piece, length - received)

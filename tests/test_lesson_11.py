@@ -163,6 +163,13 @@ def test_a_malformed_append_is_a_4xx_and_stores_nothing(app, folder, headers):
     assert 400 <= response.status_code < 500 and not folder.joinpath(".r.bin.partial").exists()
 
 
+def test_a_new_upload_over_the_cap_is_refused_and_leaves_nothing(app, folder):
+    refused = patch(app, "r.bin", 0, False, b"x" * (CAP + 1))
+    assert refused.status.startswith("413")
+    assert ask(app, "/uploads/r.bin", "HEAD").status.startswith("404")
+    assert leftovers(folder) == []
+
+
 def test_the_cap_counts_what_an_upload_already_holds(app, folder):
     assert patch(app, "r.bin", 0, False, b"x" * (CAP - 10)).status_code == 204
     over = patch(app, "r.bin", CAP - 10, True, b"y" * 11)
