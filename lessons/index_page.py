@@ -7,6 +7,8 @@ from urllib.parse import quote
 
 from werkzeug.wsgi import get_host
 
+from lessons.html_page import html_page
+
 if TYPE_CHECKING:
     from lessons.course import Lesson, Route
 
@@ -25,23 +27,16 @@ OUTLINE = (
     (11, "Streaming uploads"),
 )
 
-PAGE = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="icon" href="data:,">
-<title>streamlib: streaming HTTP responses with WSGI</title>
-<style>
-  body {{ font: 16px/1.5 system-ui, sans-serif; max-width: 60rem; margin: 2rem auto;
-         padding: 0 1rem; }}
-  code, pre {{ background: #f4f4f4; padding: 0 .25rem; }}
-  pre {{ padding: .5rem; overflow-x: auto; }}
-  li code, p code {{ overflow-wrap: anywhere; }}
-  .later {{ color: #888; }}
-</style>
-</head>
-<body>
+STYLE = """\
+  body { font: 16px/1.5 system-ui, sans-serif; max-width: 60rem; margin: 2rem auto;
+         padding: 0 1rem; }
+  code, pre { background: #f4f4f4; padding: 0 .25rem; }
+  pre { padding: .5rem; overflow-x: auto; }
+  li code, p code { overflow-wrap: anywhere; }
+  .later { color: #888; }
+"""
+
+BODY = """\
 <h1>streamlib</h1>
 <p>Stream HTTP responses with WSGI: send data as it is ready instead of buffering it.
 Each lesson below is live on this server. Try its routes with <code>curl -N</code>
@@ -54,8 +49,6 @@ a 413, and every finite stream ends within 600 s (a longer one is refused up fro
 streams marked <em>endless on purpose</em> run until their client leaves, costing a
 heartbeat now and then.</p>
 {lessons}
-</body>
-</html>
 """
 
 
@@ -94,7 +87,8 @@ def render_index(lessons: Sequence["Lesson"], environ: dict) -> str:
             sections.append(f'<h2 class="later">{number:02d}. {escape(title)} (coming)</h2>')
         else:
             sections.append(_lesson_section(lesson, base))
-    return PAGE.format(lessons="\n".join(sections))
+    body = BODY.format(lessons="\n".join(sections))
+    return html_page("streamlib: streaming HTTP responses with WSGI", STYLE, body)
 
 
 def _lesson_section(lesson: "Lesson", base: str) -> str:

@@ -17,6 +17,8 @@ from html import escape
 from werkzeug.exceptions import BadRequest
 from werkzeug.wrappers import Request
 
+from lessons.html_page import html_page
+
 MAX_PATH = 2000  # characters
 MAX_BODY = 64 * 1024  # characters of a POST body typed into the page
 EXAMPLE_BODY = '{"model": "fake", "stream": true, "messages": [{"role": "user", "content": "hi"}]}'
@@ -52,7 +54,7 @@ def inspector_page(environ: dict, start_response: Callable) -> list[bytes]:
     body = args.get("body", EXAMPLE_BODY if method == "POST" else "")
     if len(body) > MAX_BODY:
         raise BadRequest(f"body: at most {MAX_BODY} characters")
-    html = PAGE.format(
+    body = BODY.format(
         path=escape(paths[0] if paths else ""),
         path2=escape(paths[1] if len(paths) > 1 else ""),
         body=escape(body),
@@ -60,36 +62,30 @@ def inspector_page(environ: dict, start_response: Callable) -> list[bytes]:
         post_selected=" selected" if method == "POST" else "",
         script=SCRIPT,
     )
+    html = html_page("Stream inspector", STYLE, body)
     return send_text(environ, start_response, "text/html", html)
 
 
-PAGE = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="icon" href="data:,">
-<title>Stream inspector</title>
-<style>
-  body {{ font: 16px/1.5 system-ui, sans-serif; max-width: 60rem; margin: 1rem auto;
-         padding: 0 1rem; }}
-  form {{ display: grid; gap: .5rem;
-          grid-template-columns: repeat(auto-fit, minmax(14rem, 1fr)); }}
-  label {{ display: flex; flex-direction: column; font-size: .9rem; }}
-  input, select, textarea, button {{ font: inherit; padding: .3rem; }}
-  button:focus, input:focus, select:focus, textarea:focus {{ outline: 3px solid #fa0; }}
-  svg {{ width: 100%; height: auto; background: #fafafa; border: 1px solid #ddd; }}
-  .lane-0 {{ color: #1f77b4; }} .lane-1 {{ color: #d62728; }}
-  table {{ border-collapse: collapse; font-size: .85rem; }}
-  td, th {{ padding: 0 .5rem; text-align: right; }}
-  .chunks {{ max-height: 14rem; overflow-y: auto; display: inline-block; }}
-  .lanes {{ display: grid; gap: 1rem;
-           grid-template-columns: repeat(auto-fit, minmax(16rem, 1fr)); }}
-  dl {{ display: grid; grid-template-columns: auto 1fr; gap: 0 .75rem; margin: .25rem 0; }}
-  dt {{ font-weight: 600; }} dd {{ margin: 0; }}
-</style>
-</head>
-<body>
+STYLE = """\
+  body { font: 16px/1.5 system-ui, sans-serif; max-width: 60rem; margin: 1rem auto;
+         padding: 0 1rem; }
+  form { display: grid; gap: .5rem;
+          grid-template-columns: repeat(auto-fit, minmax(14rem, 1fr)); }
+  label { display: flex; flex-direction: column; font-size: .9rem; }
+  input, select, textarea, button { font: inherit; padding: .3rem; }
+  button:focus, input:focus, select:focus, textarea:focus { outline: 3px solid #fa0; }
+  svg { width: 100%; height: auto; background: #fafafa; border: 1px solid #ddd; }
+  .lane-0 { color: #1f77b4; } .lane-1 { color: #d62728; }
+  table { border-collapse: collapse; font-size: .85rem; }
+  td, th { padding: 0 .5rem; text-align: right; }
+  .chunks { max-height: 14rem; overflow-y: auto; display: inline-block; }
+  .lanes { display: grid; gap: 1rem;
+           grid-template-columns: repeat(auto-fit, minmax(16rem, 1fr)); }
+  dl { display: grid; grid-template-columns: auto 1fr; gap: 0 .75rem; margin: .25rem 0; }
+  dt { font-weight: 600; } dd { margin: 0; }
+"""
+
+BODY = """\
 <nav><a href="/">All lessons</a></nav>
 <h1>Stream inspector</h1>
 <p>Every chunk of a response, drawn as the browser receives it: bytes so far against time
@@ -115,8 +111,6 @@ see it; after that, the two agree.</p>
 <script>
 {script}
 </script>
-</body>
-</html>
 """
 
 SCRIPT = r"""

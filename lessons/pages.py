@@ -21,6 +21,7 @@ from docutils.core import publish_doctree, publish_parts
 from werkzeug.exceptions import NotFound
 
 from lessons import load_lesson
+from lessons.html_page import html_page
 
 if TYPE_CHECKING:
     from lessons.course import Lesson
@@ -37,27 +38,20 @@ DOCUTILS_SETTINGS = {
 WORDS_A_MINUTE = 200
 MARKDOWN = mistune.create_markdown(escape=True, plugins=["table"])
 
-PAGE = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="icon" href="data:,">
-<title>Lesson {number:02d}: {title}</title>
-<style>
-  body {{ font: 16px/1.55 system-ui, sans-serif; max-width: 52rem; margin: 1.5rem auto;
-         padding: 0 1rem; }}
-  code, pre, .literal {{ background: #f4f4f4; padding: 0 .2rem; }}
-  pre {{ padding: .5rem; overflow-x: auto; }}
-  table {{ border-collapse: collapse; display: block; overflow-x: auto; }}
-  td, th {{ border: 1px solid #ddd; padding: .2rem .5rem; text-align: left; }}
-  nav a {{ margin-right: 1rem; }} img {{ max-width: 100%; height: auto; }}
-  .watch {{ display: inline-block; padding: .1rem .6rem; border: 1px solid #36c;
-           border-radius: .3rem; text-decoration: none; }}
-  .watch:focus {{ outline: 3px solid #fa0; }}
-</style>
-</head>
-<body>
+STYLE = """\
+  body { font: 16px/1.55 system-ui, sans-serif; max-width: 52rem; margin: 1.5rem auto;
+         padding: 0 1rem; }
+  code, pre, .literal { background: #f4f4f4; padding: 0 .2rem; }
+  pre { padding: .5rem; overflow-x: auto; }
+  table { border-collapse: collapse; display: block; overflow-x: auto; }
+  td, th { border: 1px solid #ddd; padding: .2rem .5rem; text-align: left; }
+  nav a { margin-right: 1rem; } img { max-width: 100%; height: auto; }
+  .watch { display: inline-block; padding: .1rem .6rem; border: 1px solid #36c;
+           border-radius: .3rem; text-decoration: none; }
+  .watch:focus { outline: 3px solid #fa0; }
+"""
+
+BODY = """\
 <nav aria-label="lessons"><a href="/">All lessons</a>{previous}{next}</nav>
 <h1>Lesson {number:02d}: {title}</h1>
 <p><em>{summary}</em></p>
@@ -74,8 +68,6 @@ PAGE = """<!doctype html>
 <code>jupyter lab notebooks/{name}.ipynb</code>.</p>
 <p>The exercise: <a href="/lessons/{number:02d}/exercise.py">exercises/{name}.py</a>; grade
 it with <code>python -m pytest exercises/test_{name}.py</code>.</p>
-</body>
-</html>
 """
 
 
@@ -180,7 +172,7 @@ def render_lesson_page(lesson: "Lesson", lessons: Sequence["Lesson"]) -> str:
     at = numbers.index(lesson.number)
     previous = lessons[at - 1] if at > 0 else None
     following = lessons[at + 1] if at + 1 < len(lessons) else None
-    return PAGE.format(
+    body = BODY.format(
         number=lesson.number,
         name=lesson.name,
         title=escape(lesson.title),
@@ -194,6 +186,7 @@ def render_lesson_page(lesson: "Lesson", lessons: Sequence["Lesson"]) -> str:
         routes=route_items(lesson),
         measured=measured_html(lesson.number),
     )
+    return html_page(f"Lesson {lesson.number:02d}: {lesson.title}", STYLE, body)
 
 
 def link(lesson: "Lesson | None", prefix: str, rel: str) -> str:
