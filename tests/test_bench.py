@@ -63,8 +63,10 @@ def test_python_dash_m_bench_quick_writes_a_table_a_plot_and_its_targets(tmp_pat
         "gunicorn gevent, 2 workers",
         "fan-out worker, 2 workers",
         "Node 20, one reader writing to every client",
+        "CPython's floor, one loop (bench.one_loop)",
     ]:
         assert report.count(f"| {server} | 50 |") == 1, server
+    assert "**The floor.** One pass of writes" in report
     assert (tmp_path / "08_fan_out.png").stat().st_size > 10_000
     assert "## Lesson 09: Flask and Django, and WSGI against ASGI" in report
     for server in ["asyncio + h11", "uvloop + httptools"]:
