@@ -37,21 +37,31 @@ and restart the Redis process mid-broadcast and count zero lost.
 
 **At scale** (``bench/results/README.md``), beside a yardstick: one Node process relaying
 the same stream the Node way, one reader and a ``res.write`` to every client for every
-message (``streamlib.node_relay``), the two taking turns on the same core budget (servers
-and Redis on one core). Two gevent workers relay 100 messages a second to 1,000 clients with
-none lost, p99 1.4 to 1.6 times Node's (180 ms against 130 on the median run); to 5,000
-clients, none lost, p99 0.6 to 1.0 times Node's (1.6 s against 2.0 s): each message costs
-Node a write to every client, while a worker woken late sends every message since in one
-write, encoded once per worker. Lesson 07's fan-out worker (``--worker-class fanout``) takes
-the followers that caught up off their greenlets: each relay read goes, joined, to all of
-them in one loop. At 1,000 clients its p99 is 0.56 times Node's (70 ms against 130), none
-lost. At 5,000 every server's delays are mostly the clients' own: on this two-core machine
-the clients have a single core and use all of it (0.9 to 1.1 cores), so the rows there
-(fan-out p99 2.5 s, 0.64 to 1.54 times Node's from round to round) measure the load
-generator as much as the servers. The same load on gthread workers (1,000 threads) lags
-even at 1,000 clients: p99 1.4 s against gevent's 0.18. The likely cause, not
-measured apart: every message wakes 500 threads per worker, and they take the GIL one at a
-time, where gevent switches between greenlets in one thread.
+message (``streamlib.node_relay``), taking turns on the same core budget (servers and
+Redis on one core, the clients on the other). At 100 messages a second, none lost at
+1,000 or 5,000 clients on any server. Two gevent workers: p99 181 ms at 1,000 clients
+against Node's 73 (2.4 times, 1.5 to 2.9 over the rounds), 825 ms at 5,000 against 636
+(0.9 to 2.1 times): Node writes every message to every client, while a worker woken late
+sends every message since in one write. Lesson 07's fan-out worker (``--worker-class
+fanout``) takes the followers that caught up off their greenlets: each relay read goes,
+joined, to all of them in one loop. Its p99: 35 ms at 1,000 (0.51 times Node's), 185 ms at
+5,000 (0.26 times).
+
+**The floor.** Every server here ends in the same place: one ``write`` per client per
+message, or per batch of messages. One pass of writes to 5,000 loopback sockets, with
+nothing else per client, took 52 ms of this machine's core (10 to 15 µs a write, the
+kernel's TCP, which no language skips). A message waits for the pass under way and then for
+its own, so about two passes is the lowest p99 any server can show on this core budget.
+``bench.one_loop`` measures it: one process, no WSGI, reading the stream and sending each
+read to every socket had a p99 of 132 to 150 ms at 5,000 clients; the fan-out worker's was
+164 to 203, 1.25 times that. (Under 150 ms at 5,000, the goal the course set itself, the
+floor itself reaches in some rounds only.) The load generator times 100 clients in a
+process of their own and only counts the others' events: 5,000 clients each woken for
+every message needed more than their one core, and then the figures were the clients'.
+The same load on gthread workers (1,000 threads) lags even at 1,000 clients: p99 1.1 s
+against gevent's 0.18. The likely cause, not measured apart: every message wakes 500
+threads per worker, and they take the GIL one at a time, where gevent switches between
+greenlets in one thread.
 
 Try it, with Redis (``apt-get install redis-server``; ``redis-server --port 6379``)::
 
