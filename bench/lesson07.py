@@ -159,6 +159,7 @@ def slow_clients_section(quick: bool) -> tuple[list[str], list[tuple[str, bool]]
     """Lesson 07's slow-client table: who still answers a normal request, and the targets."""
     counts = [70] if quick else [30, 60, 70, 200]
     servers = dict(list(SLOW_SERVERS.items())[:2]) if quick else SLOW_SERVERS
+    parts = ["headers"] if quick else ["headers", "body"]
     lines = [
         "\n### Slow clients\n",
         "Slow clients send their request one byte a second (`streamlib.slow_clients`); then"
@@ -169,7 +170,7 @@ def slow_clients_section(quick: bool) -> tuple[list[str], list[tuple[str, bool]]
     ]
     answered: dict[tuple[str, str, int], bool] = {}
     for name, (flags, proxied) in servers.items():
-        for part in ["headers", "body"]:
+        for part in parts:
             cells = []
             for count in counts:
                 ms = slow_client_answer(flags, proxied, count, part)
@@ -181,11 +182,11 @@ def slow_clients_section(quick: bool) -> tuple[list[str], list[tuple[str, bool]]
     checks = [
         (
             f"gthread with 64 threads answers nobody once {most} clients send slowly",
-            not any(answered["gthread, 64 threads", part, most] for part in ["headers", "body"]),
+            not any(answered["gthread, 64 threads", part, most] for part in parts),
         ),
         (
             f"gevent answers with {most} slow clients",
-            all(answered["gevent", part, most] for part in ["headers", "body"]),
+            all(answered["gevent", part, most] for part in parts),
         ),
     ]
     if not quick:
@@ -315,7 +316,7 @@ def run(out: Path, quick: bool = False) -> str:
                 f" memory {memory:.2f}x"
             )
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += microseconds_section()
+    lines += microseconds_section(1 if quick else 5)
     largest, middle = fan_out_sizes[-1], fan_out_sizes[len(fan_out_sizes) // 2]
     at = {name: {r["clients"]: r for r in rows[name]} for name in fan_out_servers()}
     checks = [
@@ -390,12 +391,12 @@ def run(out: Path, quick: bool = False) -> str:
     return "\n".join(lines)
 
 
-def microseconds_section() -> list[str]:
-    """The table of ``bench.microseconds``: each step of one event to one client, timed alone."""
+def microseconds_section(rounds: int) -> list[str]:
+    """The table of ``bench.microseconds``: each step of one event to one client, timed alone,
+    the best of ``rounds``."""
+    command = [sys.executable, "-m", "bench.microseconds", str(rounds)]
     finished = subprocess.run(
-        ["taskset", "-c", "0", sys.executable, "-m", "bench.microseconds"]
-        if can_pin()
-        else [sys.executable, "-m", "bench.microseconds"],
+        ["taskset", "-c", "0", *command] if can_pin() else command,
         capture_output=True,
         text=True,
         check=True,
@@ -406,7 +407,7 @@ def microseconds_section() -> list[str]:
         "\n### Where the microseconds go\n",
         "`bench.microseconds` times each step of sending one event to one client on its own,"
         " in one process with gevent's patches, on the servers' core: µs per event per"
-        " client, the best of 5 rounds of 1,000 clients.\n",
+        f" client, the best of {rounds} round(s) of 1,000 clients.\n",
         "| step | how | µs |",
         "|---|---|---:|",
     ]

@@ -4,8 +4,9 @@ A gevent worker sends a tick's event to N clients by doing N times: wake the str
 greenlet, get the event's bytes, pass them through the layers between the generator and
 the server, and write them to the socket. Each step is timed here on its own, in one
 process with gevent's patches in place, as under gunicorn's gevent worker: the best of
-several rounds, per event per client. Run it alone: ``python -m bench.microseconds``
-prints the table as JSON lines; lesson 07's benchmark puts it in its report.
+several rounds, per event per client. Run it alone: ``python -m bench.microseconds
+[ROUNDS]`` prints the table as JSON lines (best of 5 rounds unless told; the notebook
+takes 2); lesson 07's benchmark puts it in its report.
 """
 
 from gevent import monkey
@@ -14,6 +15,7 @@ monkey.patch_all()
 
 import json  # noqa: E402
 import socket  # noqa: E402
+import sys  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -136,8 +138,9 @@ def per_write(pairs: list, write: Callable[[socket.socket, bytes], object]) -> f
     return spent
 
 
-def measure() -> list[tuple[str, str, float]]:
-    """(step, how, µs per event per client) for every step and each way of doing it."""
+def measure(rounds: int = ROUNDS) -> list[tuple[str, str, float]]:
+    """(step, how, µs per event per client) for every step and each way of doing it, the
+    best of ``rounds``."""
     cached = lru_cache(maxsize=64)(clock_event)
     stats = StreamStats()
     pairs = connected_pairs(CLIENTS)
@@ -164,7 +167,7 @@ def measure() -> list[tuple[str, str, float]]:
         ("write", "the kernel's send alone", lambda: per_write(pairs, raw_send)),
     ]
     try:
-        return [(step, how, best_of(ROUNDS, one_round)) for step, how, one_round in steps]
+        return [(step, how, best_of(rounds, one_round)) for step, how, one_round in steps]
     finally:
         for server, client in pairs:
             server.close()
@@ -188,5 +191,5 @@ def raw_send(sock: socket.socket, data: bytes) -> int:
 
 
 if __name__ == "__main__":
-    for step, how, microseconds in measure():
+    for step, how, microseconds in measure(int(sys.argv[1]) if len(sys.argv) > 1 else ROUNDS):
         print(json.dumps({"step": step, "how": how, "us": round(microseconds, 2)}))
