@@ -38,8 +38,9 @@ def spawn_redis(port: int | None = None, folder: Path | None = None) -> Iterator
     folder: where Redis keeps its files; a temporary folder, removed after, when omitted.
 
     Yields a :class:`streamlib.ServerProcess` whose ``url`` is ``redis://127.0.0.1:PORT``
-    (``redis.Redis.from_url`` takes it). On exit the server gets SIGTERM, as from a
-    process manager; ``kill()`` inside the block is a crash.
+    (``redis.Redis.from_url`` takes it). On exit the server gets SIGINT, which Redis
+    takes as it takes a process manager's SIGTERM: a clean shutdown; ``kill()`` inside the
+    block is a crash.
     """
     port = port or free_port()
     with tempfile.TemporaryDirectory(prefix="streamlib-redis-") as scratch:
