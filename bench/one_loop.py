@@ -41,8 +41,8 @@ def follow(sock, address) -> None:
         return
     # As gunicorn and Node set it. Without it, Nagle's algorithm holds a small write while
     # the last is unacknowledged and sends it when the ACK comes: on loopback that send runs
-    # on the client's core, off this process's budget (bench 08: p99 at 5,000 clients fell
-    # by a fifth that way, for the fan-out worker too, without making anything faster).
+    # on the client's core, off this process's budget (tried under bench 08's load on
+    # 2026-11-27: a fifth off the p99 at 5,000 clients, the fan-out worker's too).
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.sendall(HEAD)
     clients.add(sock._sock)

@@ -105,7 +105,9 @@ def arrival_time(ancillary: list[tuple[int, int, bytes]]) -> float:
 
     The stamp is what makes a busy load generator harmless: an event that waits in the
     socket while the client reads others still counts from when it arrived, not from
-    when the client got round to it.
+    when the client got round to it. Up to a point: TCP keeps one stamp per read, that of
+    the last write the read takes in, so a read that joins several writes dates them all
+    from the last. A timed client must still read before the next write comes.
     """
     for level, kind, data in ancillary:
         if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
