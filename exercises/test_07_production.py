@@ -19,6 +19,8 @@ from streamlib.load import crowd
 
 EXERCISE = "07_production"
 LESSONS = "03_manual_chunks,04_server_sent_events"  # the app serves /ticks and /events
+DEADLINE = 5.5  # s: Task 3's deploy must be over by then (5 s, and a little for the machine)
+GIVE_UP = 6.5  # s: a gunicorn still running then would not stop soon; no need to wait more
 
 
 @contextmanager
@@ -115,9 +117,9 @@ def stop_while(exercise, request_path: str) -> tuple[float, bytes]:
         signalled = time.monotonic()
         server.process.send_signal(signal.SIGTERM)
         try:
-            server.process.wait(timeout=8)
+            server.process.wait(timeout=GIVE_UP)
         except subprocess.TimeoutExpired:
-            server.kill()  # still running after 8 s: no need to wait any longer
+            server.kill()
         took = time.monotonic() - signalled
     for thread in readers:
         thread.join(timeout=15)
@@ -127,7 +129,9 @@ def stop_while(exercise, request_path: str) -> tuple[float, bytes]:
 def too_slow(took: float, exercise) -> str:
     return tutor(
         f"SIGTERM with two endless /events streams open, with {settings(exercise)}",
-        f"gunicorn stopped after {took:.1f} s" if took < 8 else "still running after 8 s",
+        f"gunicorn stopped after {took:.1f} s"
+        if took < GIVE_UP
+        else f"still running after {GIVE_UP} s",
         "gone within 5 s",
         "Task 3: on SIGTERM gunicorn waits graceful_timeout for open requests, and a stream"
         " never finishes by itself (lesson 07, Shutdown).",
@@ -136,13 +140,13 @@ def too_slow(took: float, exercise) -> str:
 
 def test_task3_a_deploy_with_streams_open_is_over_within_5_seconds(exercise):
     took, _ = stop_while(exercise, "/ticks?count=1")
-    assert took <= 5.5, too_slow(took, exercise)
+    assert took <= DEADLINE, too_slow(took, exercise)
 
 
 def test_task3_a_quick_deploy_still_lets_a_short_request_finish(exercise):
     expected = b"".join(f"tick {n}\n".encode() for n in range(4))
     took, got = stop_while(exercise, "/ticks?count=4&interval=0.25")
-    assert took <= 5.5, too_slow(took, exercise)
+    assert took <= DEADLINE, too_slow(took, exercise)
     assert got == expected, tutor(
         "SIGTERM 0.3 s into a 0.75 s /ticks request, with " + settings(exercise),
         got,

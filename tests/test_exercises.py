@@ -15,6 +15,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 EXERCISES = ROOT / "exercises"
 NAMES = sorted(path.stem for path in EXERCISES.glob("[0-9][0-9]_*.py"))
+# Plugins a grader does not use, left out of each child pytest: importing Hypothesis alone
+# takes about a second, and this file starts some seventy children.
+LEAN = ["-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:xdist", "-p", "no:anyio"]
 
 
 def grade(name: str, folder: Path, tmp_path: Path, only: set[str] | None = None) -> dict[str, str]:
@@ -34,8 +37,7 @@ def grade(name: str, folder: Path, tmp_path: Path, only: set[str] | None = None)
             "--exercises-from",
             str(folder),
             f"--junitxml={report}",
-            "-p",
-            "no:cacheprovider",
+            *LEAN,
             "-q",
         ],
         cwd=ROOT,
