@@ -6,12 +6,14 @@ core 0 (:func:`pin`); the benchmark and the client processes it starts, which in
 its affinity, on the last core (:func:`clients_on_the_last_core`: one lean client), or on
 every other core (:func:`clients_on_spare_cores`: a crowd of clients in one process per
 core, so that on a bigger machine the load generator is never what runs out). Where the
-machine cannot pin (not Linux, or one core), they do nothing.
+machine cannot pin (not Linux, or one core), they do nothing. On loopback the kernel's
+receive work goes with them when it can (:func:`loopback_receive_on_spare_cores`).
 """
 
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 
 def can_pin() -> bool:
@@ -61,3 +63,41 @@ def clients_on_the_last_core() -> Iterator[None]:
         yield
     finally:
         os.sched_setaffinity(0, before)
+
+
+LOOPBACK = Path("/sys/class/net/lo/queues")  # a receive queue's RPS mask: rx-N/rps_cpus
+
+
+@contextmanager
+def loopback_receive_on_spare_cores(queues: Path = LOOPBACK) -> Iterator[bool]:
+    """Have the kernel receive loopback packets on :func:`spare_cores`; yield whether it could.
+
+    A TCP write on loopback is received, by default, on the core that wrote it: the
+    receiving end's TCP work (queueing the bytes, waking the reader) runs right after
+    the sender's, on the sender's core. So a server pinned to core 0 would also do every
+    client's receive, which on a real network happens on the client's machine. Receive
+    Packet Steering (RPS: a mask of cores for each receive queue, in ``/sys``) sends that
+    work to the clients' cores instead. The setting is the whole machine's and needs
+    root: without it this yields False and changes nothing; with it, the old masks come
+    back on exit.
+    """
+    masks = sorted(queues.glob("rx-*/rps_cpus"))
+    spare = sum(1 << core for core in spare_cores())
+    before: dict[Path, str] = {}
+    try:
+        for mask in masks if can_pin() else []:
+            was = mask.read_text().strip()
+            mask.write_text(f"{spare:x}")
+            before[mask] = was
+    except OSError:  # not root: put back the masks already written, below
+        pass
+    try:
+        yield bool(masks) and list(before) == masks and all(read_mask(m) == spare for m in masks)
+    finally:
+        for mask, was in before.items():
+            mask.write_text(was)
+
+
+def read_mask(path: Path) -> int:
+    """An RPS mask file's cores as one number (it reads as hex words: ``00000000,00000002``)."""
+    return int(path.read_text().strip().replace(",", ""), 16)

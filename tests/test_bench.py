@@ -67,6 +67,7 @@ def test_python_dash_m_bench_quick_writes_a_table_a_plot_and_its_targets(tmp_pat
     ]:
         assert report.count(f"| {server} | 50 |") == 1, server
     assert "**The floor.** One pass of writes" in report
+    assert "Part of that pass is the clients' TCP receive" in report
     assert (tmp_path / "08_fan_out.png").stat().st_size > 10_000
     assert "## Lesson 09: Flask and Django, and WSGI against ASGI" in report
     for server in ["asyncio + h11", "uvloop + httptools"]:
@@ -105,3 +106,38 @@ def test_only_remakes_the_chosen_sections_and_keeps_the_rest(tmp_path, monkeypat
     assert report.index("## Lesson 01") < report.index("## Lesson 07: new figures")
     assert report.startswith("# Benchmark results\n\nMeasured on a day.\n")
     assert report.count("Lesson 07 remade by `python -m bench --only 07`") == 1
+
+
+def fake_queues(tmp_path: Path, masks: dict[str, str]) -> Path:
+    """A folder shaped like /sys/class/net/lo/queues: rx-N/rps_cpus files holding ``masks``."""
+    for queue, mask in masks.items():
+        (tmp_path / queue).mkdir()
+        (tmp_path / queue / "rps_cpus").write_text(mask + "\n")
+    return tmp_path
+
+
+def test_loopback_receive_moves_to_the_spare_cores_and_back(tmp_path):
+    from bench.cores import can_pin, loopback_receive_on_spare_cores, read_mask, spare_cores
+
+    queues = fake_queues(tmp_path, {"rx-0": "0", "rx-1": "00000000,00000000"})
+    spare = sum(1 << core for core in spare_cores())
+    with loopback_receive_on_spare_cores(queues) as steered:
+        inside = [read_mask(queues / queue / "rps_cpus") for queue in ("rx-0", "rx-1")]
+    assert steered == can_pin()
+    assert inside == ([spare, spare] if can_pin() else [0, 0])
+    assert spare & 1 == 0 or not can_pin(), "never core 0, the servers'"
+    assert (queues / "rx-0" / "rps_cpus").read_text() == "0"
+    assert (queues / "rx-1" / "rps_cpus").read_text() == "00000000,00000000"
+
+
+def test_loopback_receive_left_alone_where_a_mask_cannot_be_written(tmp_path):
+    from bench.cores import loopback_receive_on_spare_cores
+
+    queues = fake_queues(tmp_path, {"rx-0": "0"})
+    (queues / "rx-1" / "rps_cpus").mkdir(parents=True)  # reads and writes fail, as without root
+    with loopback_receive_on_spare_cores(queues) as steered:
+        pass
+    assert steered is False
+    assert (queues / "rx-0" / "rps_cpus").read_text() == "0", "what was written is put back"
+    with loopback_receive_on_spare_cores(tmp_path / "none") as steered:
+        assert steered is False, "no such setting: nothing steered"
