@@ -8,8 +8,8 @@ For that one, the worker writes the response itself: the head, then the body's o
 until the body yields its :class:`~streamlib.fanout.Audience`. Then it makes the socket a
 member of that audience and lets go of the request: the connection's greenlet ends, and
 what is left per client is a file descriptor, what waits to be written to it, and a watcher
-that the event loop calls if the client sends anything (nothing runs per client until
-then). Each :meth:`~streamlib.fanout.Audience.send` is then one ``write`` per member
+that the event loop calls once if the client sends anything (nothing runs per client
+until then). Each :meth:`~streamlib.fanout.Audience.send` is then one ``write`` per member
 in one loop, the shape of ``bench.one_loop``, CPython's floor in lesson 07's benchmark.
 
 To an HTTP/1.1 client the response is chunked, as gunicorn's own streamed responses are:
@@ -203,18 +203,22 @@ class Member:
         """The client sent something, closed its side, or reset the connection.
 
         An empty read says only that the client will send nothing more: it may still be
-        reading (TCP's half-close). So that stops the watching, and a client that is really
-        gone is noticed at the next write, which fails, as under any worker. A reset
-        leaves at once.
+        reading (TCP's half-close). Bytes after the request have nothing to answer (an
+        ``EventSource`` sends none), and reading on would let a client keep this loop busy
+        as long as it sends. Either way the watching stops: what else comes waits in the
+        kernel, whose full buffer soon stops the sender (TCP's flow control), as under
+        gunicorn's own workers, which read nothing while they send a response. A client
+        that is really gone is noticed at the next write, which fails, as under any
+        worker. A reset leaves at once.
         """
         try:
-            if os.read(self.fd, 4096):
-                return  # bytes after the request: nothing to answer, ignored
-            self.readable.stop()
+            os.read(self.fd, 4096)
         except BlockingIOError:
             return
         except OSError:  # ECONNRESET: gone
             self.leave()
+            return
+        self.readable.stop()
 
     def leave(self) -> None:
         """Stop watching, close the descriptor, and close the response's body (once)."""

@@ -1,5 +1,6 @@
 """streamlib.fanout and its gunicorn worker: one loop sends a broadcast to every socket."""
 
+import contextlib
 import os
 import signal
 import socket
@@ -122,6 +123,21 @@ def test_a_client_that_half_closes_still_gets_its_events_and_one_that_left_is_dr
     theirs.close()  # now gone: the next write fails
     audience.send(b"event")
     assert left == [True] and not audience.members
+
+
+def test_a_client_that_keeps_sending_is_read_once_and_still_gets_its_events(connection):
+    ours, theirs = connection
+    _, audience, left = joined(ours, b"")
+    theirs.setblocking(False)
+    sent, piece = 0, b"x" * 65536
+    for _ in range(300):  # up to 19 MiB, if the member went on reading and dropping it
+        with contextlib.suppress(BlockingIOError):  # the kernel's buffers are full
+            sent += theirs.send(piece)
+        gevent.sleep(0.001)  # the loop runs the member's read watcher
+    assert sent < 4 * 1024 * 1024, f"{sent} bytes taken: the member keeps reading"
+    audience.send(b"event")
+    theirs.setblocking(True)
+    assert theirs.recv(100) == chunked(b"event") and not left
 
 
 # -- Under gunicorn: the fan-out worker ------------------------------------------------------
