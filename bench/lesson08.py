@@ -13,8 +13,6 @@ the publisher stops at the end of the window, and the clients one second later.
 """
 
 import json
-import os
-import socket
 import statistics
 import sys
 import threading
@@ -30,8 +28,9 @@ import matplotlib.pyplot as plt
 import psutil
 import redis
 
-from bench.cores import can_pin, clients_on_the_last_core, loopback_receive_on_spare_cores, pin
+from bench.cores import clients_on_the_last_core, loopback_receive_on_spare_cores, pin
 from bench.report import targets_and_plot
+from bench.write_pass import write_pass_ms
 from lessons import spawn_course
 from streamlib.broadcast import publish
 from streamlib.load import COUNT_EVERY, crowd
@@ -98,43 +97,6 @@ def node(redis_url: str, clients: int) -> AbstractContextManager[ServerProcess]:
 # clients' core could do (1.09 of it in the run of 2026-11-27), so the rows measured the
 # load generator.
 TIMED_CLIENTS = 100
-
-
-def write_pass_ms(sockets: int, rounds: int = 5) -> float:
-    """How long one pass of ``sockets`` writes takes on the servers' core: a message's
-    bytes written once to each of ``sockets`` loopback connections, nothing else per
-    client (the median of ``rounds`` passes, in ms).
-
-    That is the kernel's part of fan-out, which no server can skip: a message waits for
-    the pass under way, then for its own, so about two passes is the p99 floor of any
-    server that writes every client's socket on this core budget, Node and C included.
-    """
-    message = b'data: {"text": "m0", "sent": 1700000000000}\nid: 1700000000000-0\n\n'
-    before = os.sched_getaffinity(0) if can_pin() else None
-    with socket.create_server(("127.0.0.1", 0), backlog=sockets) as listener:
-        pairs = []
-        try:
-            for _ in range(sockets):
-                client = socket.create_connection(listener.getsockname())
-                server, _ = listener.accept()
-                pairs.append((client, server))
-            if before is not None:
-                os.sched_setaffinity(0, {0})
-            times = []
-            for _ in range(rounds):
-                began = time.perf_counter()
-                for _, server in pairs:
-                    server.send(message)
-                times.append((time.perf_counter() - began) * 1000)
-                for client, _ in pairs:
-                    client.recv(65536)
-        finally:
-            if before is not None:
-                os.sched_setaffinity(0, before)
-            for client, server in pairs:
-                client.close()
-                server.close()
-    return statistics.median(times)
 
 
 def measure(start: Starter, clients: int, rate: float, window: float) -> dict:
