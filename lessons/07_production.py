@@ -135,7 +135,9 @@ each, taking turns in three rounds (``bench/results``, lesson 07): at 5,000 and 
 clients a p99 of 0.60 and 0.59 times Node's (89 and 190 ms against 153 and 318), every
 client served in every round, 2.2 to 2.4 KiB per connection against Node's 16.9 and 13.3,
 and 17 to 18 µs of CPU per event per client against Node's 28: close to ``bench.one_loop``
-(p99 86 and 156 ms), in a quarter of its memory, as no greenlet waits per client.
+(p99 86 and 156 ms), in a quarter of its memory, as no greenlet waits per client. (Every
+server's µs include its clients' TCP receive, which loopback runs on the sending core:
+lesson 08, "The floor", measures that share.)
 
 What to copy into your own app: encode an event once for everyone who gets it, wake every
 stream from one shared tick, and never wait with a timeout per stream; those three need
