@@ -9,6 +9,7 @@ an HTTP/1.0 request, whose body ends when the connection closes.
 
 import re
 import socket
+import threading
 import time
 
 import h11
@@ -87,3 +88,38 @@ def test_every_route_reads_cleanly_with_a_strict_parser(server, version, method,
     # A room and an upload's watcher wait for news: read for READ_SECONDS, then left.
     endless = target.startswith(("/broadcast", "/upload-progress")) and method == "GET"
     assert ended or endless, f"the body of {target} did not end within {READ_SECONDS} s"
+
+
+# The fan-out worker (lesson 07) writes the head and every chunk of a shared stream itself,
+# past gunicorn: what a member is sent must read as strictly as any route's answer.
+
+
+@pytest.fixture(scope="module")
+def fanout_server():
+    with spawn_course("--server", "gunicorn", "--worker-class", "fanout") as process:
+        yield process
+
+
+@pytest.mark.parametrize("version", ["1.0", "1.1"])
+@pytest.mark.parametrize("target", ["/shared-events", "/broadcast"])
+def test_the_fanout_workers_own_head_and_chunks_read_cleanly(fanout_server, version, target):
+    import requests
+
+    posted = f"framing {version} {time.monotonic()}"
+    if target == "/broadcast":  # a room is quiet until someone posts: post while it is read
+        url = fanout_server.url + target
+        poster = threading.Timer(0.5, lambda: requests.post(url, json={"text": posted}, timeout=5))
+        poster.start()
+    response, received, _ = read_strictly(fanout_server.url, "GET", target, b"", version)
+    assert response is not None and response.status_code == 200
+    framing = {name.lower(): value for name, value in response.headers}
+    if version == "1.0":
+        assert b"transfer-encoding" not in framing, "RFC 9112 6.1: no chunks for HTTP/1.0"
+    else:
+        assert framing[b"transfer-encoding"] == b"chunked"
+    events = received.split(b"\n\n")
+    if target == "/broadcast":
+        poster.join()
+        assert any(posted.encode() in event for event in events), received[-300:]
+    else:  # the clock ticks once a second: one at least in the READ_SECONDS read
+        assert any(event.startswith(b"id: ") for event in events), received[-300:]
