@@ -29,6 +29,7 @@ from bench import (
     lesson11,
 )
 from streamlib.nginx import nginx_binary
+from streamlib.serving import unwind_on_sigterm
 
 BENCHMARKS = [
     *(lesson01, lesson02, lesson03, lesson05, lesson06, lesson07, lesson08, lesson09, lesson11)
@@ -36,6 +37,7 @@ BENCHMARKS = [
 
 
 def main(argv: list[str] | None = None) -> None:
+    unwind_on_sigterm()
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description="Run every benchmark; write bench/results/README.md and its plots.",

@@ -25,6 +25,7 @@ from lessons.course import Lesson, build_app
 from lessons.index_page import curl_commands
 from streamlib import gunicorn_args
 from streamlib.origins import is_loopback, normalize_host
+from streamlib.serving import unwind_on_sigterm
 
 DEFAULT_MAX_UPLOAD = "1G"
 # --worker-class names that gunicorn knows by a class path (the others are its own)
@@ -211,14 +212,8 @@ def serve_lessons(lessons: Sequence[Lesson], args: argparse.Namespace) -> None:
         return
     with load_lesson("10").https_proxy(base, port=args.https_port) as proxy:
         print(https_note(proxy.url.replace("127.0.0.1", "localhost")), flush=True)
-        signal.signal(signal.SIGTERM, exit_now)  # so that nginx is stopped too
+        unwind_on_sigterm()  # so that nginx is stopped too
         serve_with(lessons, args, become=False)
-
-
-def exit_now(number: int, frame: object) -> None:
-    """A signal handler that ends the process as ``sys.exit`` does, running every
-    ``finally`` and ``with`` exit on its way out (Python's default for SIGTERM runs none)."""
-    raise SystemExit(0)
 
 
 def serve_with(lessons: Sequence[Lesson], args: argparse.Namespace, become: bool = True) -> None:

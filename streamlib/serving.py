@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -182,6 +183,17 @@ def _stop(server: ServerProcess) -> None:
             server.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+def unwind_on_sigterm() -> None:
+    """Make SIGTERM end this process as Ctrl-C does: by unwinding, every ``finally`` and
+    ``with`` exit on the way out, so the servers it started are stopped too.
+
+    Python's default for SIGTERM ends the process on the spot: children started with
+    :func:`spawn_server` (and nginx, Redis) would outlive it. The exit status is the
+    shell's for a process ended by a signal, 128 + 15. Call it from the main thread.
+    """
+    signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))
 
 
 def gunicorn_args(app: str, bind: str = "127.0.0.1:8000", **settings: Any) -> list[str]:

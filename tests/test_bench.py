@@ -4,10 +4,12 @@ Timing targets are judged by the benchmark itself, not here: this test only prov
 that ``python -m bench`` still works, so its committed results can be remade.
 """
 
+import contextlib
 import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 from real_programs import need
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,3 +143,35 @@ def test_loopback_receive_left_alone_where_a_mask_cannot_be_written(tmp_path):
     assert (queues / "rx-0" / "rps_cpus").read_text() == "0", "what was written is put back"
     with loopback_receive_on_spare_cores(tmp_path / "none") as steered:
         assert steered is False, "no such setting: nothing steered"
+
+
+def test_a_bench_stopped_with_sigterm_stops_the_servers_it_started(tmp_path):
+    import signal
+    import time
+
+    need("redis-server", "redis-server")
+    command = [sys.executable, "-m", "bench", "--only", "08", "--quick", "--out", str(tmp_path)]
+    bench = psutil.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    started: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(is_gunicorn(p) for p in started):
+            time.sleep(0.2)
+            started = bench.children(recursive=True)  # Redis first, then the servers
+        assert any(is_gunicorn(p) for p in started), "the bench started no server in 60 s"
+        bench.send_signal(signal.SIGTERM)
+        assert bench.wait(timeout=30) == 128 + signal.SIGTERM
+        _, left = psutil.wait_procs(started, timeout=15)
+        assert not left, f"still running after the bench: {left}"
+    finally:
+        for process in [bench, *started]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+
+
+def is_gunicorn(process) -> bool:
+    """Whether ``process`` runs gunicorn (False once it has gone)."""
+    try:
+        return "gunicorn" in " ".join(process.cmdline())
+    except psutil.Error:
+        return False
