@@ -21,6 +21,7 @@ import sys
 import time
 
 from bench.cores import can_pin, loopback_receive_on_spare_cores
+from streamlib.serving import unwind_on_sigterm
 
 
 def write_pass_ms(sockets: int, rounds: int = 5) -> float:
@@ -61,6 +62,7 @@ def write_pass_ms(sockets: int, rounds: int = 5) -> float:
 
 
 if __name__ == "__main__":
+    unwind_on_sigterm()  # a steered pass's masks are put back however the run ends
     for count in [int(arg) for arg in sys.argv[1:]] or [1000]:
         as_loopback_has_it = write_pass_ms(count)
         with loopback_receive_on_spare_cores() as steered:
