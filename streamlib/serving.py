@@ -4,7 +4,8 @@ Notebooks and tests talk to real servers over real sockets, because streaming is
 what happens on the wire. :func:`serve` is the quick one (werkzeug's threaded dev server
 in a background thread). :func:`spawn_server` starts a separate process, so that its
 memory can be measured on its own and it can be stopped and restarted.
-:func:`gunicorn_args` writes the command line that runs an app under gunicorn.
+:func:`gunicorn_args` writes the command line that runs an app under gunicorn, and
+:func:`unwind_on_sigterm` has a script that started servers stop them when it is stopped.
 """
 
 import logging
