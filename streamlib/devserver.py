@@ -1,7 +1,7 @@
 """werkzeug's development server, held to the specs the course teaches.
 
-The course runs on werkzeug's threaded dev server by default, and four of its habits
-break rules that the lessons teach, or the best practice PEP 3333 offers.
+The course runs on werkzeug's threaded dev server by default, and six of its habits
+break rules that the lessons teach, or miss the best practice PEP 3333 offers.
 :class:`SpecRequestHandler` mends each one:
 
 1. **HTTP/1.0 gets HTTP/1.0 framing.** werkzeug decides on ``Transfer-Encoding: chunked``
@@ -31,6 +31,16 @@ break rules that the lessons teach, or the best practice PEP 3333 offers.
    ``100 Continue`` at the app's first read (:class:`ContinueOnFirstRead`). An app that
    answers without reading costs the client nothing. (gunicorn sends it at once, too.)
 
+5. **Framing is strict.** werkzeug reads a chunked body leniently (a chunk size of
+   ``0x3`` or `` 3 ``, lines ended by a bare LF) and lets ``Transfer-Encoding`` and
+   ``Content-Length`` disagree, or two ``Content-Length`` headers differ: then the app
+   stores a different body than the client sent. Such requests get a 400 before the app
+   runs, and chunks are undone by RFC 9112's grammar (:mod:`streamlib.framing`).
+6. **``104`` when the app says so.** PEP 3333 has no way to send an informational answer;
+   the resumable-upload draft sends ``104 Upload Resumption Supported`` with the upload's
+   address before the body is read. This server offers
+   ``environ["streamlib.informational"](status, headers)`` for it (gunicorn has none).
+
 Points 2 and 3 are one small change: the handler reads the request through
 :class:`DeadlineReader`, for which a reset connection, or one past its deadline, reads
 as the end of input. werkzeug already treats the end of input as a client that left.
@@ -44,6 +54,8 @@ from collections.abc import Callable
 from typing import Any
 
 from werkzeug.serving import WSGIRequestHandler
+
+from streamlib.framing import ChunkedBody, framing_problem
 
 REQUEST_SECONDS = 10.0  # for the headers and the body together, to begin with
 MIN_RATE = 64 * 1024  # bytes a second: each that arrives extends the deadline by 1/MIN_RATE s
@@ -136,6 +148,10 @@ class SpecRequestHandler(WSGIRequestHandler):
         return True  # not yet: the app's first read of the body says it (point 4)
 
     def run_wsgi(self) -> None:
+        problem = framing_problem(self.request_version, self.headers)
+        if problem is not None:
+            self.refuse(*problem)
+            return
         expect = self.headers.get("Expect", "").lower().strip(" \t")
         self.continue_pending = expect == "100-continue" and self.request_version >= "HTTP/1.1"
         self.response_started = False
@@ -145,6 +161,9 @@ class SpecRequestHandler(WSGIRequestHandler):
 
     def make_environ(self) -> dict:
         environ = super().make_environ()
+        if environ.get("wsgi.input_terminated"):  # chunked: undone strictly (point 5)
+            environ["wsgi.input"] = ChunkedBody(self.rfile)
+        environ["streamlib.informational"] = self.send_informational
         if self.continue_pending:
             environ["wsgi.input"] = ContinueOnFirstRead(environ["wsgi.input"], self.say_continue)
         return environ
@@ -154,6 +173,29 @@ class SpecRequestHandler(WSGIRequestHandler):
         if not self.response_started:
             self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             self.wfile.flush()
+
+    def send_informational(self, status: str, headers: list[tuple[str, str]]) -> bool:
+        """Send an informational (1xx) answer such as ``"104 Upload Resumption Supported"``
+        before the final one; False, and nothing sent, once that has begun or to HTTP/1.0
+        (RFC 9110 section 15.2: a server must not send a 1xx to an HTTP/1.0 client)."""
+        if self.response_started or self.request_version < "HTTP/1.1":
+            return False
+        lines = [f"HTTP/1.1 {status}", *(f"{name}: {value}" for name, value in headers)]
+        self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        self.wfile.flush()
+        return True
+
+    def refuse(self, status: int, reason: str) -> None:
+        """Answer ``status`` with ``reason`` as one line of text, and close the connection."""
+        phrase = self.responses[status][0]
+        body = f"{status} {phrase}: {reason}\n".encode()
+        self.close_connection = True
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
 
     def send_response(self, code: int, message: str | None = None) -> None:
         self.response_started = True

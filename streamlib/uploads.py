@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from werkzeug import exceptions
 from werkzeug.exceptions import BadRequest, LengthRequired, RequestEntityTooLarge
 
 PIECE = 64 * 1024  # bytes read and written at a time: the upload's whole footprint
@@ -85,9 +86,15 @@ def acceptable_length(environ: dict, max_bytes: int) -> int | None:
     show the body can be accepted: what an app checks before it opens anything.
 
     Raises ``LengthRequired`` (411) when the server cannot say where the body ends,
-    ``RequestEntityTooLarge`` (413) for a length over ``max_bytes``, and ``BadRequest``
-    (400) for a length that is not a number.
+    ``RequestEntityTooLarge`` (413) for a length over ``max_bytes``, ``BadRequest``
+    (400) for a length that is not a number, and ``NotImplemented`` (501) for a body in
+    a transfer coding besides ``chunked`` (``gzip, chunked``), which gunicorn hands over
+    still encoded: stored as it is, it would not be the file the client sent.
     """
+    codings = environ.get("HTTP_TRANSFER_ENCODING", "").lower().replace(" ", "").split(",")
+    if codings not in ([""], ["chunked"]):
+        # werkzeug's 501 Not Implemented, not Python's NotImplemented constant
+        raise exceptions.NotImplemented("Transfer-Encoding: only chunked is understood here")
     length = declared_length(environ)
     if length is None and not environ.get("wsgi.input_terminated"):
         raise LengthRequired("send Content-Length, or a chunked body to a server that reads it")
