@@ -62,6 +62,9 @@ on, as nginx does by default (``proxy_request_buffering on``), with
 ``client_header_timeout`` and ``client_body_timeout`` to drop clients that stall
 (``nginx_location(..., client_timeout="10s")``). Note that ``client_body_timeout`` is per
 read, so a byte a second keeps a body alive: nginx holds it, cheaply, in its event loop.
+A body that stops dead, its connection open, is held for ever by gthread and gevent:
+gunicorn bounds no wait for a body (27.0.1). The course's upload routes give each wait
+``--body-timeout`` seconds, 10, then answer 408 (lesson 11; a test on every server).
 
 **Which worker class by default.** The course's ``--server gunicorn`` uses gevent: its
 routes are streams, and gevent holds thousands of them in one worker (gthread holds

@@ -15,10 +15,13 @@ under gunicorn larger pieces go faster (its reader copies what it holds at every
 **Where the body ends.** With ``Content-Length`` the app reads exactly that many bytes
 (reading past it may wait forever). A ``Transfer-Encoding: chunked`` body has no length:
 werkzeug's dev server and gunicorn (all three worker classes) undo the chunks and set
-``environ["wsgi.input_terminated"]``, and then ``read()`` returns ``b""`` at the end.
-Without either, the app cannot know where the body ends: 411 Length Required. A body the
-server itself cannot read (a chunk size of twenty hex digits) is a 400, whatever the
-server raises.
+``environ["wsgi.input_terminated"]``, and then ``read()`` returns ``b""`` at the end. A
+request with neither has no body (RFC 9112 section 6.3). A request that frames its body
+two ways at once (``Transfer-Encoding`` and ``Content-Length``, two different lengths, a
+chunk size of ``0x3``) is refused before the app runs: a server that guessed would store
+a different body than the client sent. The course's dev server checks 79 such cases from
+llhttp's and Go's published tests (``streamlib.framing``); gunicorn, with the app's own
+check of transfer codings, agrees on all but one (leading zeros in a chunk size).
 
 **Refuse before the body comes.** Over ``--max-upload`` (1 GiB unless told), a
 ``Content-Length`` gets 413 before a byte is read, and a chunked body as soon as it passes
@@ -29,21 +32,45 @@ at once or at the app's first read; the course's dev server waits for the read
 at once, and plain werkzeug twice: the client starts sending, then meets the 413.
 
 **Never half a file.** The body goes to a hidden temporary file beside the target,
-renamed into place only when whole (a rename within one folder is atomic): a client that
-stops halfway leaves the old file as it was and nothing else. The answer carries the
-SHA-256 of what was stored; a client that sends ``Content-Digest: sha-256=:BASE64:``
-(RFC 9530) has it checked before the rename (400 if the bytes differ).
+``fsync``-ed and renamed into place only when whole (a rename within one folder is
+atomic, and the ``fsync`` makes the bytes under the new name survive a power cut): a
+client that stops halfway leaves the old file as it was and nothing else. The answer
+carries the SHA-256 of what was stored; a client that sends ``Content-Digest:
+sha-256=:BASE64:`` (RFC 9530) has it checked before the rename (400 if the bytes differ).
+A full disk is ``507 Insufficient Storage`` (RFC 4918 section 11.5), said before the body
+when its length is known; a folder or a symbolic link where the file goes is a 409, and
+nothing is written through a link. The tests fill a 1 MiB disk of their own (a tmpfs) on
+every server and find no file half-written.
 
-**Resume a dropped upload.** A subset of the IETF draft "Resumable Uploads for HTTP"
-(draft-ietf-httpbis-resumable-upload): ``HEAD /uploads/NAME`` answers ``Upload-Offset``,
-the bytes held so far, and ``Upload-Complete: ?0`` (or ``?1`` once stored whole).
-``PATCH`` with ``Content-Type: application/partial-upload``, ``Upload-Offset: N`` and a
-body appends it at N; ``Upload-Complete: ?1`` on the last piece stores the file. Every
-byte that arrived is kept, even when the connection drops mid-body, so the client asks
-``HEAD`` and sends the rest (``resume_upload``). The offset is checked under a lock on
-the upload: an append at any other offset is a 409 that says where to resume, and two
-appends never write the same bytes. ``DELETE`` cancels. Left out of the draft: creating
-an upload with ``POST`` and its ``104`` interim answer, ``Upload-Length``.
+**Resume a dropped upload.** The course follows the IETF draft "Resumable Uploads for
+HTTP" at version -05 (interop version 6: ``protocol: "ietf-draft-05"`` in tus-js-client,
+the published client the tests drive, through a link cut with a reset and one that goes
+silent). A request with ``Upload-Complete`` starts an upload: ``POST /uploads/NAME``
+(or ``PUT``, or ``POST /uploads``, named by its ``Content-Disposition``), with the first
+bytes or none; the answer's ``Location`` is the upload's own address,
+``/resumable/ID``, and the dev server says it in a ``104 Upload Resumption Supported``
+before it reads the body. ``HEAD`` there answers ``Upload-Offset``, the bytes held, and
+``Upload-Complete``; ``PATCH`` with ``Content-Type: application/partial-upload``,
+``Upload-Offset: N`` and a body appends it at N; ``Upload-Complete: ?1`` on the last
+piece stores the file, and its answer carries the final offset. Every byte that arrived
+is kept, even when the connection drops mid-body. The offset is what the disk holds,
+checked under a lock held for one write at a time (``streamlib.resumable``), and the
+newest request wins: after ``HEAD`` or a new ``PATCH``, an older append still waiting on
+a dead connection writes nothing more, so the client can go on at once (draft section 5:
+"The offset MUST be accepted by a subsequent append"). Eight appends at one offset at
+once: one is taken, seven get a 409 with the offset to resume from. A finished upload
+keeps answering ``Upload-Complete: ?1`` and refuses more bytes (400). ``DELETE``
+cancels; an upload nobody touches for ``--upload-expiry`` seconds (a day) is reclaimed,
+first of all when the disk is full. Left out of the draft: ``OPTIONS *``, content codings
+carried across appends, and interop version 5 (draft -03), which sends appends without a
+media type.
+
+**When the body stops coming.** A client that sends ten bytes of a megabyte and then
+nothing holds a worker until something gives up, and gunicorn's gthread and gevent workers
+never do (27.0.1: no setting bounds a wait for the body). So the app gives each wait for the body
+``--body-timeout`` seconds (10; ``streamlib.uploads.reads_give_up_after``): 408. Each
+byte restarts the wait, so a client trickling a byte at a time still holds a worker:
+nginx in front holds it instead (below).
 
 **From a browser.** A form sends files as ``multipart/form-data``. ``POST /uploads``
 parses it with werkzeug's ``parse_form_data`` and a ``stream_factory`` that gives each
@@ -59,9 +86,12 @@ process: with several gunicorn workers a watcher may land on another one.
 **Who holds the body before the app.** gunicorn's sync, gthread and gevent workers all
 call the app once the headers are in and hand it the body as it comes (a slow upload of
 six pieces 0.15 s apart: first byte 4 ms after the client began). nginx in front reads
-the whole body first, to a temporary file past 16 KiB (``proxy_request_buffering on``,
-its default): the app was called 0.91 s into a 0.9 s upload. That shields workers from
-slow uploaders (lesson 07), and hides progress and early refusals from the app;
+the whole body first, to a temporary file past ``client_body_buffer_size`` (8 KiB on
+x86-64) (``proxy_request_buffering on``, its default): the app was called 0.91 s into a
+0.9 s upload. That shields workers from slow uploaders (lesson 07): sixteen uploads
+trickling a byte every 0.4 s hold all eight threads of a gthread worker and the index goes
+unanswered; through nginx the worker never sees them and answers (a test). It also hides
+progress and early refusals from the app;
 ``proxy_request_buffering off`` passes the body on as it comes (3 ms), with
 ``client_max_body_size`` (nginx's default is 1 MiB) raised to the app's cap. The course's
 dev server gives a request 10 s, and a second more for every 64 KiB that arrives (lesson
@@ -73,42 +103,46 @@ sends one back, with lesson 02's ranges), or to ``--uploads DIR``.
 Try it (``python -m lessons``)::
 
     curl -T README.md http://127.0.0.1:8000/uploads/README.md   # 201: its size and sha256
-    curl -I http://127.0.0.1:8000/uploads/README.md             # Upload-Complete: ?1
     curl -i -X PUT -H 'Content-Length: 2000000000' -H 'Expect: 100-continue' \\
          http://127.0.0.1:8000/uploads/big.bin                   # 413 at once, no 100
+    curl -i -X POST -H 'Upload-Complete: ?0' http://127.0.0.1:8000/uploads/hi.txt  # Location
     curl -i -X PATCH -H 'Content-Type: application/partial-upload' -H 'Upload-Offset: 0' \\
-         -H 'Upload-Complete: ?0' -d 'hello ' http://127.0.0.1:8000/uploads/hi.txt  # 204
+         -H 'Upload-Complete: ?0' -d 'hello ' http://127.0.0.1:8000/resumable/ID  # offset 6
+    curl -I http://127.0.0.1:8000/resumable/ID                  # Upload-Offset: 6
     curl -X PATCH -H 'Content-Type: application/partial-upload' -H 'Upload-Offset: 6' \\
-         -H 'Upload-Complete: ?1' -d 'world' http://127.0.0.1:8000/uploads/hi.txt   # 201
+         -H 'Upload-Complete: ?1' -d 'world' http://127.0.0.1:8000/resumable/ID  # stored
     curl -F file=@README.md http://127.0.0.1:8000/uploads       # a form: 201, stored
     curl -X DELETE http://127.0.0.1:8000/uploads/hi.txt         # gone: 204
+
+(ID: the end of the ``Location`` the third command printed.)
 
 Then open http://127.0.0.1:8000/demo/upload and send a large file.
 
 Notebook: ``notebooks/11_uploads.ipynb``. Exercise: ``exercises/11_uploads.py``.
 """
 
-import fcntl
+import contextlib
 import hashlib
 import json
-import os
 import re
+import secrets
 import tempfile
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urljoin
 
 from werkzeug.exceptions import (
     BadRequest,
-    Conflict,
     NotFound,
     RequestEntityTooLarge,
     UnsupportedMediaType,
 )
 from werkzeug.formparser import parse_form_data
+from werkzeug.http import parse_options_header
 from werkzeug.utils import secure_filename
 from werkzeug.wrappers import Request
 
@@ -116,15 +150,38 @@ from lessons import load_lesson
 from lessons.cli import run_lesson
 from lessons.course import Lesson, Route, send_text
 from streamlib import float_param, int_param
+from streamlib.resumable import (
+    INTEROP_VERSION,
+    MAX_AGE,
+    PARTIAL_UPLOAD,
+    Held,
+    UploadProblem,
+    agreed_length,
+    append_upload,
+    cancel_upload,
+    create_upload,
+    reclaim_expired,
+    upload_offset,
+    upload_record,
+)
 from streamlib.sse import SSE_HEADERS, event_stream, format_event
 from streamlib.uploads import (
     PIECE,
+    STALL_SECONDS,
     CountingInput,
+    InsufficientStorage,
     acceptable_length,
     body_pieces,
     declared_length,
     file_sha256,
+    read_body,
+    reads_give_up_after,
+    refuse_non_file,
+    replace_durably,
+    require_room,
+    storage_errors,
     store_body,
+    temporary_beside,
 )
 
 files_lesson = load_lesson("02")
@@ -133,8 +190,7 @@ MAX_UPLOAD = 1024**3  # bytes; --max-upload changes it
 # The most a form's text fields (and werkzeug's parser buffer) may hold; files go to disk.
 FORM_FIELDS_MEMORY = 1024 * 1024
 UPLOAD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-PARTIAL_UPLOAD = "application/partial-upload"  # the resumable-upload draft's media type
-MISMATCHING_OFFSET = "https://iana.org/assignments/http-problem-types#mismatching-upload-offset"
+UPLOAD_ID = re.compile(r"[0-9a-f]{32}")  # streamlib.resumable's: 128 random bits in hex
 
 
 def upload_folder(environ: dict) -> Path:
@@ -151,29 +207,65 @@ def max_upload(environ: dict) -> int:
     return int(environ.get("course.max_upload", MAX_UPLOAD))
 
 
-def upload_path(environ: dict) -> Path:
-    """The file that ``/uploads/<name>`` names, inside the upload folder, or a 400.
+def body_timeout(environ: dict) -> float:
+    """Seconds a request body may send nothing before it is given up (``--body-timeout``)."""
+    return float(environ.get("course.body_timeout", STALL_SECONDS))
 
-    A name is one plain file name: letters, digits, ``.``, ``_`` and ``-``, starting with a
-    letter or digit, at most 128 characters. Nothing to decode, no folders, no hidden files:
-    a name the server writes to is held to a stricter rule than one it only reads.
+
+def upload_expiry(environ: dict) -> int:
+    """Seconds an unfinished upload is kept untouched (``--upload-expiry``)."""
+    return int(environ.get("course.upload_expiry", MAX_AGE))
+
+
+def plain_name(name: str) -> str:
+    """``name`` if it is one plain file name, else a 400.
+
+    Letters, digits, ``.``, ``_`` and ``-``, starting with a letter or digit, at most 128
+    characters. Nothing to decode, no folders, no hidden files: a name the server writes
+    to is held to a stricter rule than one it only reads.
     """
-    name = environ["wsgiorg.routing_args"][1]["name"]
     if not UPLOAD_NAME.fullmatch(name):
         raise BadRequest(
-            "name: letters, digits, '.', '_' and '-', starting with a letter or digit,"
-            " at most 128 characters"
+            "name: letters, digits, '.', '_' and '-', starting with a letter or digit, at"
+            f" most 128 characters; got {name[:40]!r}"
         )
-    return upload_folder(environ) / name
+    return name
 
 
-def send_json(environ: dict, start_response: Callable, status: str, fields: dict) -> list[bytes]:
-    """Answer ``status`` with ``fields`` as JSON."""
+def upload_path(environ: dict) -> Path:
+    """The file that ``/uploads/<name>`` names, inside the upload folder, or a 400."""
+    return upload_folder(environ) / plain_name(environ["wsgiorg.routing_args"][1]["name"])
+
+
+def send_json(
+    start_response: Callable, status: str, fields: dict, headers: Iterable = ()
+) -> list[bytes]:
+    """Answer ``status`` with ``fields`` as JSON, and ``headers`` besides."""
     body = json.dumps(fields).encode()
     start_response(
-        status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        status,
+        [*headers, ("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
     )
     return [body]
+
+
+@contextlib.contextmanager
+def making_room(environ: dict, size: int) -> Iterator[None]:
+    """Before a new upload of ``size`` bytes: make sure the disk has room for it, reclaiming
+    expired uploads if it has not (507 if it still has not). If the disk fills up anyway
+    (a chunked body, other uploads), reclaim them before the 507 goes out, so that the
+    client's next try finds the room."""
+    folder, expiry = upload_folder(environ), upload_expiry(environ)
+    try:
+        require_room(folder, size)
+    except InsufficientStorage:
+        reclaim_expired(folder, expiry)
+        require_room(folder, size)
+    try:
+        yield
+    except InsufficientStorage:
+        reclaim_expired(folder, expiry)
+        raise
 
 
 # -- PUT: one request, the whole file ---------------------------------------------------------
@@ -186,7 +278,10 @@ def put_upload(environ: dict, start_response: Callable) -> list[bytes]:
     Answers 201 (created) or 200 (replaced) with the size, the SHA-256 and the server's
     timeline: when the app was called and when its first and last byte of body arrived
     (Unix seconds), which is how the lesson sees who buffered the body before the app.
+    With ``Upload-Complete``, the same PUT is the start of a resumable upload instead.
     """
+    if "HTTP_UPLOAD_COMPLETE" in environ:
+        return create_resumable(environ, start_response)
     path = upload_path(environ)
     piece = int_param(Request(environ).args, "piece", PIECE, 4096, 8 * 1024 * 1024)
     timeline = {"called_at": time.time()}
@@ -198,10 +293,12 @@ def put_upload(environ: dict, start_response: Callable) -> list[bytes]:
 
     environ["wsgi.input"] = CountingInput(environ["wsgi.input"], note_arrival)
     existed = path.exists()
-    stored = store_body(environ, path, max_upload(environ), piece)
+    length = acceptable_length(environ, max_upload(environ))  # 413 before 507: the cap first
+    with making_room(environ, length or 0):
+        stored = store_body(environ, path, max_upload(environ), piece, body_timeout(environ))
     status = "200 OK" if existed else "201 Created"
     fields = {"name": path.name, "size": stored.size, "sha256": stored.sha256, **timeline}
-    return send_json(environ, start_response, status, fields)
+    return send_json(start_response, status, fields)
 
 
 def put_upload_buffered(environ: dict, start_response: Callable) -> list[bytes]:
@@ -209,52 +306,75 @@ def put_upload_buffered(environ: dict, start_response: Callable) -> list[bytes]:
 
     ``read()`` with no size (as ``request.get_data()`` or ``request.body`` do) holds the
     whole body in memory before a byte is written: a 1 GiB upload costs 1 GiB, per upload
-    at once. For the lesson's comparison only; bounded by ``--max-upload`` like the rest.
+    at once. For the lesson's comparison only; bounded by ``--max-upload`` like the rest,
+    and stored as safely: under a temporary name, renamed once whole.
     """
     path = upload_path(environ)
     length = declared_length(environ)
     if length is None or length > max_upload(environ):
         raise RequestEntityTooLarge("this route takes a Content-Length up to --max-upload")
-    body = environ["wsgi.input"].read(length)
-    if len(body) < length:
-        raise BadRequest(f"the body stopped after {len(body)} of {length} bytes")
-    path.write_bytes(body)
+    refuse_non_file(path)
+    with making_room(environ, length), storage_errors(path):
+        with reads_give_up_after(environ, body_timeout(environ)):
+            body = read_body(environ["wsgi.input"].read, length)
+        if len(body) < length:
+            raise BadRequest(f"the body stopped after {len(body)} of {length} bytes")
+        with temporary_beside(path) as (file, temporary):
+            file.write(body)
+            replace_durably(file, temporary, path)
     fields = {"name": path.name, "size": len(body), "sha256": hashlib.sha256(body).hexdigest()}
-    return send_json(environ, start_response, "201 Created", fields)
+    return send_json(start_response, "201 Created", fields)
 
 
-# -- HEAD and PATCH: resume a dropped upload --------------------------------------------------
-
-
-def partial_path(path: Path) -> Path:
-    """Where the bytes of an unfinished resumable upload of ``path`` are kept: hidden, so
-    ``/files/`` never serves them as if they were the file."""
-    return path.with_name(f".{path.name}.partial")
-
-
-def upload_offset(environ: dict, start_response: Callable) -> list[bytes]:
-    """``HEAD /uploads/<name>``: how many bytes of it the server holds, and if it is whole.
-
-    ``Upload-Offset: N`` and ``Upload-Complete: ?0`` while an upload is unfinished (send
-    the rest from byte N), ``?1`` once it is stored whole; 404 if there is neither.
-    """
+def delete_upload(environ: dict, start_response: Callable) -> list[bytes]:
+    """``DELETE /uploads/<name>``: remove the stored file (an unfinished resumable upload
+    is cancelled at its own address, ``DELETE /resumable/<id>``)."""
     path = upload_path(environ)
-    partial = partial_path(path)
-    if partial.exists():
-        offset, complete = partial.stat().st_size, "?0"
-    elif path.exists():
-        offset, complete = path.stat().st_size, "?1"
-    else:
-        raise NotFound(f"no upload called {path.name}")
-    start_response(
-        "204 No Content",
-        [
-            ("Upload-Offset", str(offset)),
-            ("Upload-Complete", complete),
-            ("Cache-Control", "no-store"),
-        ],
-    )
+    refuse_non_file(path)  # a folder or a link is not an upload: 409, nothing removed
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        raise NotFound(f"no upload called {path.name}") from None
+    start_response("204 No Content", [])
     return []
+
+
+def upload_options(environ: dict, start_response: Callable) -> list[bytes]:
+    """``OPTIONS /uploads`` and ``/uploads/<name>``: the methods, and the limits a
+    resumable upload made here has (the draft: ``Upload-Limit``, a MUST)."""
+    limit = f"max-size={max_upload(environ)}, expires={upload_expiry(environ)}"
+    methods = "POST, OPTIONS" if environ["PATH_INFO"] == "/uploads" else "PUT, POST, DELETE"
+    start_response("204 No Content", [("Allow", methods), ("Upload-Limit", limit)])
+    return []
+
+
+def uploads(environ: dict, start_response: Callable) -> list[bytes]:
+    """``/uploads/<name>``: PUT stores a whole body (or starts a resumable upload), POST
+    starts a resumable upload, DELETE removes the file, OPTIONS gives the limits."""
+    answer = {
+        "PUT": put_upload,
+        "POST": create_named_resumable,
+        "DELETE": delete_upload,
+        "OPTIONS": upload_options,
+    }
+    return answer[environ["REQUEST_METHOD"]](environ, start_response)
+
+
+# -- Resumable: create, ask, append, cancel -----------------------------------------------------
+
+
+def resumable(app: Callable) -> Callable:
+    """A route of the resumable-upload draft: its refusals that carry an offset go out
+    as the draft's problem details (``UploadProblem`` is a WSGI app itself)."""
+
+    def answer(environ: dict, start_response: Callable) -> list[bytes]:
+        try:
+            return app(environ, start_response)
+        except UploadProblem as problem:
+            return problem(environ, start_response)
+
+    answer.__doc__ = app.__doc__
+    return answer
 
 
 def structured_boolean(environ: dict, header: str) -> bool:
@@ -265,122 +385,161 @@ def structured_boolean(environ: dict, header: str) -> bool:
     return value == "?1"
 
 
-def stated_offset(environ: dict) -> int:
-    """The request's ``Upload-Offset``: the byte of the upload its body starts at."""
-    value = environ.get("HTTP_UPLOAD_OFFSET", "").strip()
+def header_integer(environ: dict, header: str) -> int | None:
+    """A header holding a byte count (an RFC 9651 integer: up to 15 digits), or None."""
+    value = environ.get("HTTP_" + header.upper().replace("-", "_"))
+    if value is None:
+        return None
+    value = value.strip()
     if not (value.isascii() and value.isdigit()) or len(value) > 15:
-        raise BadRequest("Upload-Offset: expected the number of bytes already stored")
+        raise BadRequest(f"{header}: expected a number of bytes, got {value[:20]!r}")
     return int(value)
 
 
-def append_upload(environ: dict, start_response: Callable) -> list[bytes]:
-    """``PATCH /uploads/<name>``: append the body at ``Upload-Offset``; ``Upload-Complete: ?1``
-    on the last piece stores the file.
+def refuse_headers(environ: dict, *headers: str) -> None:
+    """A 400 if the request carries any of ``headers`` (the draft forbids them here)."""
+    for header in headers:
+        if "HTTP_" + header.upper().replace("-", "_") in environ:
+            raise BadRequest(f"{header} does not belong in a {environ['REQUEST_METHOD']}")
 
-    The offset must be what ``HEAD`` says, checked while holding a lock on the upload, so two
-    requests can never write the same bytes twice (409 otherwise, with the right offset). If
-    the connection drops, every byte that arrived stays: the client asks ``HEAD`` and goes on.
-    """
-    path = upload_path(environ)
-    if environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower() != PARTIAL_UPLOAD:
-        raise UnsupportedMediaType(f"Content-Type: send {PARTIAL_UPLOAD} to append to an upload")
-    offset, complete = stated_offset(environ), structured_boolean(environ, "Upload-Complete")
-    acceptable_length(environ, max_upload(environ))  # a 400, 411 or 413 opens nothing
-    partial = partial_path(path)
-    if offset != 0 and not partial.exists():
-        return mismatching_offset(start_response, offset, 0)  # offset 0 starts an upload
-    with partial.open("ab") as file:
-        try:
-            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise Conflict(f"another request is appending to {path.name}; try again") from None
-        if not still_named(partial, file.fileno()):
-            raise Conflict(f"the upload of {path.name} was completed meanwhile")
-        held = file.tell()
-        if offset != held:
-            return mismatching_offset(start_response, offset, held)
-        try:
-            for data in body_pieces(environ, max_upload(environ) - held):
-                file.write(data)
-        finally:
-            file.flush()  # what arrived stays, even when the client stopped halfway
-        stored = file.tell()
-        if complete:
-            os.replace(partial, path)  # still under the lock: no append can slip in between
-    if not complete:
-        start_response(
-            "204 No Content", [("Upload-Offset", str(stored)), ("Upload-Complete", "?0")]
+
+def create_named_resumable(environ: dict, start_response: Callable) -> list[bytes]:
+    """``POST /uploads/<name>`` with ``Upload-Complete``: start a resumable upload of
+    ``name`` (tus-js-client posts to its ``endpoint``)."""
+    if "HTTP_UPLOAD_COMPLETE" not in environ:
+        raise BadRequest("POST here starts a resumable upload: send Upload-Complete ?0 or ?1")
+    return create_resumable(environ, start_response)
+
+
+def name_for_new_upload(environ: dict) -> str:
+    """The name of a resumable upload started at ``/uploads``: the ``filename`` of its
+    ``Content-Disposition`` (the draft's way to send one), or a new made-up one."""
+    _, options = parse_options_header(environ.get("HTTP_CONTENT_DISPOSITION", ""))
+    if "filename" in options:
+        return plain_name(secure_filename(options["filename"]))
+    return f"upload-{secrets.token_hex(4)}.bin"
+
+
+@resumable
+def create_resumable(environ: dict, start_response: Callable) -> list[bytes]:
+    """Start a resumable upload (the draft's "upload creation"): answer its address as
+    ``Location``, in a ``104`` before reading the body where the server can, and store
+    the body as its first bytes. ``Upload-Complete: ?1`` says the body is all of it."""
+    folder = upload_folder(environ)
+    routed = environ["wsgiorg.routing_args"][1]
+    name = plain_name(routed["name"]) if "name" in routed else name_for_new_upload(environ)
+    refuse_headers(environ, "Upload-Offset")
+    complete = structured_boolean(environ, "Upload-Complete")
+    length = header_integer(environ, "Upload-Length")
+    if length is not None and length > max_upload(environ):
+        raise RequestEntityTooLarge(f"Upload-Length: at most {max_upload(environ)} bytes here")
+    content_length = acceptable_length(environ, max_upload(environ))
+    if complete and content_length is not None:
+        length = agreed_length(length, content_length)
+    refuse_non_file(folder / name)
+    with making_room(environ, length or content_length or 0):
+        upload_id = create_upload(folder, name, length)
+        location = f"/resumable/{upload_id}"
+        if environ.get("HTTP_UPLOAD_DRAFT_INTEROP_VERSION") == INTEROP_VERSION and content_length:
+            say_where(environ, location)
+        held = append_upload(
+            folder,
+            upload_id,
+            0,
+            complete,
+            body_pieces(environ, max_upload(environ), stall=body_timeout(environ)),
+            content_length,
+            upload_expiry(environ),
         )
-        return []
-    fields = {"name": path.name, "size": stored, "sha256": file_sha256(path)}
-    return send_json(environ, start_response, "201 Created", fields)
+    return answer_held(environ, start_response, upload_id, held, location)
 
 
-def still_named(path: Path, descriptor: int) -> bool:
-    """Whether ``path`` still names the open file ``descriptor`` (not renamed meanwhile)."""
-    try:
-        return os.path.samefile(path, descriptor)
-    except FileNotFoundError:
-        return False
+def say_where(environ: dict, location: str) -> None:
+    """Send ``104 Upload Resumption Supported`` with the upload's address, if the server
+    offers a way (the course's dev server does: ``streamlib.devserver``). Only to a client
+    that sent the draft's interop version: others may take any 1xx but ``100 Continue`` for
+    the final answer (CPython 3.11's ``http.client``, under requests, does)."""
+    informational = environ.get("streamlib.informational")
+    if informational is not None:
+        limit = f"max-size={max_upload(environ)}, expires={upload_expiry(environ)}"
+        headers = [("Upload-Draft-Interop-Version", INTEROP_VERSION), ("Location", location)]
+        informational("104 Upload Resumption Supported", [*headers, ("Upload-Limit", limit)])
 
 
-def mismatching_offset(start_response: Callable, offset: int, held: int) -> list[bytes]:
-    """409 Conflict for an append that does not start where the upload ends, in the draft's
-    problem-details form, with the offset to resume from."""
-    problem = {
-        "type": MISMATCHING_OFFSET,
-        "title": "the upload is not at the offset the request says",
-        "expected-offset": held,
-        "provided-offset": offset,
-    }
-    body = json.dumps(problem).encode()
+def answer_held(
+    environ: dict, start_response: Callable, upload_id: str, held: Held, location: str = ""
+) -> list[bytes]:
+    """201 with where the upload stands (and the stored file's name, size and SHA-256 once
+    it is complete). The draft asks 201 for every successful creation and append."""
+    headers = [*held.headers(max_upload(environ)), ("Cache-Control", "no-store")]
+    if location:
+        headers.append(("Location", location))
+    fields = {"offset": held.offset, "complete": held.complete}
+    if held.complete:
+        record = upload_record(upload_folder(environ), upload_id)
+        fields = {"name": record.name, "size": record.size, "sha256": record.sha256}
+    return send_json(start_response, "201 Created", fields, headers)
+
+
+def upload_id_of(environ: dict) -> str:
+    """The ``<id>`` of ``/resumable/<id>``, or a 404 for one that cannot be an upload."""
+    upload_id = environ["wsgiorg.routing_args"][1]["upload_id"]
+    if not UPLOAD_ID.fullmatch(upload_id):
+        raise NotFound("no such upload")
+    return upload_id
+
+
+def resumable_offset(environ: dict, start_response: Callable) -> list[bytes]:
+    """``HEAD /resumable/<id>``: ``Upload-Offset``, the bytes the server holds, and
+    ``Upload-Complete``. A request still appending writes nothing more after this: the
+    offset answered is the one to go on from."""
+    refuse_headers(environ, "Upload-Offset", "Upload-Complete", "Upload-Length")
+    held = upload_offset(upload_folder(environ), upload_id_of(environ), upload_expiry(environ))
     start_response(
-        "409 Conflict",
-        [
-            ("Content-Type", "application/problem+json"),
-            ("Content-Length", str(len(body))),
-            ("Upload-Offset", str(held)),
-        ],
+        "204 No Content", [*held.headers(max_upload(environ)), ("Cache-Control", "no-store")]
     )
-    return [body]
+    return []
 
 
-def delete_upload(environ: dict, start_response: Callable) -> list[bytes]:
-    """``DELETE /uploads/<name>``: remove the stored file and any unfinished upload of it.
+def append_resumable(environ: dict, start_response: Callable) -> list[bytes]:
+    """``PATCH /resumable/<id>``: append the body at ``Upload-Offset``; ``Upload-Complete:
+    ?1`` on the last piece stores the file. An offset other than the one held is a 409
+    that says the right one; so is being overtaken by a newer request for the upload."""
+    upload_id = upload_id_of(environ)
+    mimetype, _ = parse_options_header(environ.get("CONTENT_TYPE", ""))
+    if mimetype != PARTIAL_UPLOAD:
+        raise UnsupportedMediaType(f"Content-Type: send {PARTIAL_UPLOAD} to append to an upload")
+    offset = header_integer(environ, "Upload-Offset")
+    if offset is None:
+        raise BadRequest("Upload-Offset: the byte of the upload this body starts at")
+    complete = structured_boolean(environ, "Upload-Complete")
+    room = max_upload(environ) - offset
+    content_length = acceptable_length(environ, room)  # a 400, 411 or 413 opens nothing
+    with making_room(environ, content_length or 0):
+        held = append_upload(
+            upload_folder(environ),
+            upload_id,
+            offset,
+            complete,
+            body_pieces(environ, room, stall=body_timeout(environ)),
+            content_length,
+            upload_expiry(environ),
+        )
+    return answer_held(environ, start_response, upload_id, held)
 
-    The unfinished part is removed under its lock, so never from under a running append
-    (409 then, as for a second append).
-    """
-    path = upload_path(environ)
-    partial = partial_path(path)
-    removed = False
-    if partial.exists():
-        with partial.open("ab") as file:
-            try:
-                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise Conflict(f"a request is appending to {path.name}; try again") from None
-            if still_named(partial, file.fileno()):
-                partial.unlink()
-                removed = True
-    if path.exists():
-        path.unlink()
-        removed = True
-    if not removed:
-        raise NotFound(f"no upload called {path.name}")
+
+def cancel_resumable(environ: dict, start_response: Callable) -> list[bytes]:
+    """``DELETE /resumable/<id>``: cancel the upload and drop the bytes it holds."""
+    refuse_headers(environ, "Upload-Offset", "Upload-Complete")
+    cancel_upload(upload_folder(environ), upload_id_of(environ))
     start_response("204 No Content", [])
     return []
 
 
-def uploads(environ: dict, start_response: Callable) -> list[bytes]:
-    """``/uploads/<name>``: PUT stores a whole body, HEAD tells the offset, PATCH appends,
-    DELETE removes."""
-    answer = {
-        "PUT": put_upload,
-        "HEAD": upload_offset,
-        "PATCH": append_upload,
-        "DELETE": delete_upload,
-    }
+@resumable
+def resumable_upload(environ: dict, start_response: Callable) -> list[bytes]:
+    """``/resumable/<id>``: HEAD asks, PATCH appends, DELETE cancels."""
+    answer = {"HEAD": resumable_offset, "PATCH": append_resumable, "DELETE": cancel_resumable}
     return answer[environ["REQUEST_METHOD"]](environ, start_response)
 
 
@@ -425,12 +584,15 @@ def post_form(environ: dict, start_response: Callable) -> list[bytes]:
 
     werkzeug's form parser reads the body in pieces and writes each file's bytes to the
     file its ``stream_factory`` returns: here a hidden file in the upload folder, renamed
-    to the file's name once the whole body is parsed. Meanwhile ``/upload-progress?id=ID``
-    streams how many bytes have arrived.
+    to the file's name once the whole body is parsed and every name checked, so a form
+    with one bad name stores nothing. Meanwhile ``/upload-progress?id=ID`` streams how many
+    bytes have arrived. With ``Upload-Complete``, a POST here starts a resumable upload.
     """
+    if "HTTP_UPLOAD_COMPLETE" in environ:
+        return create_resumable(environ, start_response)
     folder = upload_folder(environ)
     progress = progress_for(upload_id(environ) or "")
-    progress.total = declared_length(environ)
+    progress.total = acceptable_length(environ, max_upload(environ))  # 413 before 507
 
     def count(size: int) -> None:
         progress.received += size
@@ -448,32 +610,53 @@ def post_form(environ: dict, start_response: Callable) -> list[bytes]:
         return file
 
     try:
-        _, _, files = parse_form_data(
-            environ,
-            stream_factory=stream_factory,
-            max_content_length=max_upload(environ),
-            max_form_memory_size=FORM_FIELDS_MEMORY,
-            max_form_parts=100,
-        )
-        stored = [store_form_file(folder, field) for field in files.getlist("file")]
-        if not stored:
-            raise BadRequest("send multipart/form-data with one or more files named 'file'")
+        with (
+            making_room(environ, progress.total or 0),
+            storage_errors(folder / "form"),
+            reads_give_up_after(environ, body_timeout(environ)),
+        ):
+            _, _, files = parse_form_data(
+                environ,
+                stream_factory=stream_factory,
+                max_content_length=max_upload(environ),
+                max_form_memory_size=FORM_FIELDS_MEMORY,
+                max_form_parts=100,
+            )
+            fields = files.getlist("file")
+            if not fields:
+                raise BadRequest("send multipart/form-data with one or more files named 'file'")
+            named = [(folder / form_file_name(field), field) for field in fields]  # all first
+            for target, _ in named:
+                refuse_non_file(target)
+            stored = [store_form_file(target, field) for target, field in named]
     finally:
         progress.done = True
         for path in made:
             path.unlink(missing_ok=True)  # what was not renamed into place
-    return send_json(environ, start_response, "201 Created", {"files": stored})
+    return send_json(start_response, "201 Created", {"files": stored})
 
 
-def store_form_file(folder: Path, field: object) -> dict:
-    """Give one parsed file field its name in ``folder``; return its name, size and SHA-256."""
+def post_to_uploads(environ: dict, start_response: Callable) -> list[bytes]:
+    """``/uploads``: POST stores a form's files (or starts a resumable upload); OPTIONS
+    gives the limits."""
+    if environ["REQUEST_METHOD"] == "OPTIONS":
+        return upload_options(environ, start_response)
+    return post_form(environ, start_response)
+
+
+def form_file_name(field: object) -> str:
+    """The plain name a form's file field is stored under, or a 400."""
     name = secure_filename(field.filename or "")
     if not UPLOAD_NAME.fullmatch(name):
         raise BadRequest(f"file name {field.filename!r}: needs a plain name such as photo.jpg")
+    return name
+
+
+def store_form_file(path: Path, field: object) -> dict:
+    """Rename one parsed file field into place as ``path``; return its name, size, SHA-256."""
+    replace_durably(field.stream, Path(field.stream.name), path)
     field.stream.close()
-    path = folder / name
-    os.replace(field.stream.name, path)
-    return {"name": name, "size": path.stat().st_size, "sha256": file_sha256(path)}
+    return {"name": path.name, "size": path.stat().st_size, "sha256": file_sha256(path)}
 
 
 def watch_progress(environ: dict, start_response: Callable) -> Iterator[bytes]:
@@ -545,26 +728,41 @@ def slow_upload(url: str, pieces: int = 10, gap: float = 0.1, piece: int = 64 * 
     return stored
 
 
-def resume_upload(url: str, path: Path, attempts: int = 20) -> dict:
-    """Upload the file at ``path`` to ``url`` (``/uploads/<name>``) so that a dropped
-    connection costs only what was in flight: ask ``HEAD`` how much is stored, ``PATCH``
-    the rest from there, and again after any failure, up to ``attempts`` times.
+def resume_upload(url: str, path: Path, upload_url: str = "", attempts: int = 20) -> dict:
+    """Upload the file at ``path`` as ``url`` (``/uploads/<name>``) so that a dropped
+    connection costs only what was in flight: start a resumable upload (an empty ``POST``
+    with ``Upload-Complete: ?0``; or go on with the one at ``upload_url``), then ask
+    ``HEAD`` how much is stored and ``PATCH`` the rest from there, again after any
+    failure, up to ``attempts`` times.
 
     Returns the server's answer to the last piece: name, size and SHA-256.
     """
     import requests
 
     size = path.stat().st_size
+    if not upload_url:
+        started = requests.post(
+            url,
+            headers={
+                "Upload-Complete": "?0",
+                "Upload-Length": str(size),
+                "Upload-Draft-Interop-Version": INTEROP_VERSION,
+            },
+            timeout=10,
+        )
+        started.raise_for_status()
+        upload_url = urljoin(url, started.headers["Location"])
     for _ in range(attempts):
         try:
-            asked = requests.head(url, timeout=10)
-            held = int(asked.headers["Upload-Offset"]) if asked.status_code == 204 else 0
-            if asked.headers.get("Upload-Complete") == "?1":
-                held = 0  # a complete file of that name: start a new upload over it
+            asked = requests.head(upload_url, timeout=10)
+            asked.raise_for_status()
+            held = int(asked.headers["Upload-Offset"])
+            if asked.headers["Upload-Complete"] == "?1":  # stored; its answer was lost
+                return {"name": Path(url).name, "size": held, "sha256": file_sha256(path)}
             with path.open("rb") as file:
                 file.seek(held)
                 answer = requests.patch(
-                    url,
+                    upload_url,
                     data=file,  # requests sends from the file's position: the rest
                     headers={
                         "Content-Type": PARTIAL_UPLOAD,
@@ -576,7 +774,7 @@ def resume_upload(url: str, path: Path, attempts: int = 20) -> dict:
                 )
             if answer.status_code == 201:
                 return answer.json()
-            if answer.status_code != 409:  # 409: another request holds it, or a new offset
+            if answer.status_code != 409:  # 409: overtaken, or an offset gone by: ask again
                 answer.raise_for_status()
         except requests.ConnectionError:
             pass
@@ -656,18 +854,28 @@ LESSON = Lesson(
     title="Uploads: streaming the other way",
     summary=(
         "Request bodies streamed to disk in constant memory, refused early when too big,"
-        " never left half-stored; a dropped upload resumed with HEAD and PATCH; a browser"
+        " never left half-stored, even on a full disk; a dropped upload resumed with HEAD"
+        " and PATCH, as the IETF draft and tus-js-client do it; a browser"
         " form parsed as a stream, with the server's own progress as an event stream."
     ),
     routes=(
         Route(
             "/uploads/<name>",
             uploads,
-            "PUT stores the body as name; HEAD and PATCH resume an upload; DELETE removes",
+            "PUT stores the body as name; with Upload-Complete, PUT or POST starts a"
+            " resumable upload; DELETE removes",
             "/uploads/README.md",
-            methods=("PUT", "HEAD", "PATCH", "DELETE"),
+            methods=("PUT", "POST", "DELETE", "OPTIONS"),
             streams=False,
             limits=LIMIT,
+        ),
+        Route(
+            "/resumable/<upload_id>",
+            resumable_upload,
+            "a resumable upload: HEAD says how much is stored, PATCH appends, DELETE cancels",
+            methods=("HEAD", "PATCH", "DELETE"),
+            streams=False,
+            limits=LIMIT + "; kept --upload-expiry seconds untouched",
         ),
         Route(
             "/uploads-buffered/<name>",
@@ -679,9 +887,10 @@ LESSON = Lesson(
         ),
         Route(
             "/uploads",
-            post_form,
-            "store the files of a multipart/form-data POST (?id= for progress)",
-            methods=("POST",),
+            post_to_uploads,
+            "store the files of a multipart/form-data POST (?id= for progress); with"
+            " Upload-Complete, start a resumable upload",
+            methods=("POST", "OPTIONS"),
             streams=False,
             limits=LIMIT,
         ),

@@ -28,6 +28,8 @@ from streamlib.origins import is_loopback, normalize_host
 from streamlib.serving import unwind_on_sigterm
 
 DEFAULT_MAX_UPLOAD = "1G"
+DEFAULT_UPLOAD_EXPIRY = 24 * 60 * 60  # seconds: a day to resume an upload (streamlib.resumable)
+DEFAULT_BODY_TIMEOUT = 10  # seconds a body may stall (streamlib.uploads.STALL_SECONDS)
 # --worker-class names that gunicorn knows by a class path (the others are its own)
 WORKER_CLASSES = {"fanout": "streamlib.fanout_worker.FanOutWorker"}
 
@@ -76,6 +78,20 @@ def make_parser(description: str, prog: str = "python -m lessons") -> argparse.A
         type=byte_count,
         default=DEFAULT_MAX_UPLOAD,
         help="the largest upload, in bytes or with K, M or G (lesson 11); larger ones get a 413",
+    )
+    parser.add_argument(
+        "--upload-expiry",
+        metavar="SECONDS",
+        type=seconds,
+        default=DEFAULT_UPLOAD_EXPIRY,
+        help="an unfinished resumable upload untouched this long is removed (lesson 11)",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        metavar="SECONDS",
+        type=seconds,
+        default=DEFAULT_BODY_TIMEOUT,
+        help="a request body that sends nothing this long is given up: 408 (lesson 11)",
     )
     parser.add_argument(
         "--server",
@@ -140,6 +156,17 @@ def byte_count(text: str) -> int:
     if not (number.isascii() and number.isdigit()) or unit not in units or len(number) > 15:
         raise argparse.ArgumentTypeError(f"expected bytes such as 1048576, 64M or 2G, got {text!r}")
     return int(number) * units[unit]
+
+
+def seconds(text: str) -> int:
+    """``--upload-expiry``, ``--body-timeout``: a whole number of seconds, at least 1.
+
+    >>> seconds("86400")
+    86400
+    """
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text[:12]) <= 10**9:
+        raise argparse.ArgumentTypeError(f"expected whole seconds from 1, got {text!r}")
+    return int(text)
 
 
 def redis_url(text: str) -> str:
@@ -228,7 +255,9 @@ def serve_with(lessons: Sequence[Lesson], args: argparse.Namespace, become: bool
         from streamlib.devserver import SpecRequestHandler
 
         app = build_app(lessons, settings=course_settings(args))
-        run_simple(args.host, args.port, app, threaded=True, request_handler=SpecRequestHandler)
+        # the handler's own wait for a stalled body, as the app's is under gunicorn
+        handler = type("Handler", (SpecRequestHandler,), {"stall_seconds": args.body_timeout})
+        run_simple(args.host, args.port, app, threaded=True, request_handler=handler)
     else:
         become_gunicorn(lessons, args, become=become)
 
@@ -254,6 +283,8 @@ def course_settings(args: argparse.Namespace) -> dict[str, Any]:
         "course.files": args.files,
         "course.uploads": args.uploads,
         "course.max_upload": args.max_upload,
+        "course.upload_expiry": args.upload_expiry,
+        "course.body_timeout": args.body_timeout,
         "course.redis": args.redis,
         "course.allow_hosts": tuple(served_names(args)),
         "course.cors": tuple(args.cors),
@@ -345,6 +376,10 @@ def become_gunicorn(
         env["STREAMLIB_UPLOADS"] = args.uploads
     if args.max_upload != byte_count(DEFAULT_MAX_UPLOAD):
         env["STREAMLIB_MAX_UPLOAD"] = str(args.max_upload)
+    if args.upload_expiry != DEFAULT_UPLOAD_EXPIRY:
+        env["STREAMLIB_UPLOAD_EXPIRY"] = str(args.upload_expiry)
+    if args.body_timeout != DEFAULT_BODY_TIMEOUT:
+        env["STREAMLIB_BODY_TIMEOUT"] = str(args.body_timeout)
     if args.redis:
         env["STREAMLIB_REDIS"] = args.redis
     if names := served_names(args):

@@ -5,8 +5,11 @@
 is what ``python -m lessons --server gunicorn`` runs (it prints the exact command).
 Environment variables shape the app, each the twin of a flag of the course's own command
 line: ``STREAMLIB_FILES``, the folder ``/files/`` serves (``--files``; without it, the
-course's sample folder); ``STREAMLIB_UPLOADS`` and ``STREAMLIB_MAX_UPLOAD``, where lesson 11
-stores uploads and the largest it takes, in bytes (``--uploads``, ``--max-upload``);
+course's sample folder); ``STREAMLIB_UPLOADS``, ``STREAMLIB_MAX_UPLOAD`` and
+``STREAMLIB_UPLOAD_EXPIRY``, where lesson 11 stores uploads, the largest it takes in
+bytes, and the seconds an unfinished upload is kept (``--uploads``, ``--max-upload``,
+``--upload-expiry``); ``STREAMLIB_BODY_TIMEOUT``, the seconds a request body may stall
+(``--body-timeout``);
 ``STREAMLIB_REDIS``, the Redis broker of lesson 08 (``--redis``);
 ``STREAMLIB_ALLOW_HOSTS``, host names to answer besides loopback (``--allow-host``);
 ``STREAMLIB_CORS``, origins whose pages may read and post (``--cors``); and
@@ -31,6 +34,8 @@ settings = {
         ("course.files", os.environ.get("STREAMLIB_FILES")),
         ("course.uploads", os.environ.get("STREAMLIB_UPLOADS")),
         ("course.max_upload", int(os.environ.get("STREAMLIB_MAX_UPLOAD") or 0)),
+        ("course.upload_expiry", int(os.environ.get("STREAMLIB_UPLOAD_EXPIRY") or 0)),
+        ("course.body_timeout", int(os.environ.get("STREAMLIB_BODY_TIMEOUT") or 0)),
         ("course.redis", os.environ.get("STREAMLIB_REDIS")),
         ("course.allow_hosts", listed("STREAMLIB_ALLOW_HOSTS")),
         ("course.cors", listed("STREAMLIB_CORS")),

@@ -20,7 +20,8 @@ break rules that the lessons teach, or miss the best practice PEP 3333 offers.
    ever ("slowloris"). Here the whole request must arrive within ``request_seconds``,
    plus a second for every ``min_rate`` bytes that have come (Apache's ``mod_reqtimeout``
    works so): a client trickling a byte at a time is cut, a large upload sent at a decent
-   pace is not (lesson 11).
+   pace is not (lesson 11). And no single wait lasts more than ``stall_seconds``, so a
+   large upload that stops dead is not held for the hours its pace has earned.
 
 4. **``100 Continue`` when the app asks for the body.** A client that sends
    ``Expect: 100-continue`` (curl does for bodies over 1 MiB) waits for the server's go
@@ -59,15 +60,18 @@ from streamlib.framing import ChunkedBody, framing_problem
 
 REQUEST_SECONDS = 10.0  # for the headers and the body together, to begin with
 MIN_RATE = 64 * 1024  # bytes a second: each that arrives extends the deadline by 1/MIN_RATE s
+STALL = 10.0  # seconds one wait for the client's bytes may last (--body-timeout)
 
 
 class DeadlineReader(io.RawIOBase):
-    """A socket's input that ends at a deadline, or when the connection fails.
+    """A socket's input that ends at a deadline, when a wait stalls, or when the connection
+    fails.
 
     sock: the connected socket to read from.
     deadline: a ``time.monotonic()`` instant after which every read returns end of input.
     min_rate: bytes a second; every byte read moves the deadline ``1 / min_rate`` s on,
         so a client that keeps up that pace is never cut, however much it sends.
+    stall: the most seconds one wait for bytes may last, whatever the deadline.
 
     Each ``recv`` waits at most until the deadline, so a client that trickles bytes
     cannot stretch a request past it. Errors (a reset, a timeout) read as the end of
@@ -76,8 +80,10 @@ class DeadlineReader(io.RawIOBase):
     writing the response is not affected.
     """
 
-    def __init__(self, sock: socket.socket, deadline: float, min_rate: float = MIN_RATE) -> None:
-        self.sock, self.deadline, self.min_rate = sock, deadline, min_rate
+    def __init__(
+        self, sock: socket.socket, deadline: float, min_rate: float = MIN_RATE, stall: float = STALL
+    ) -> None:
+        self.sock, self.deadline, self.min_rate, self.stall = sock, deadline, min_rate, stall
 
     def readable(self) -> bool:
         return True
@@ -88,7 +94,7 @@ class DeadlineReader(io.RawIOBase):
             return 0
         previous = self.sock.gettimeout()
         try:
-            self.sock.settimeout(remaining)
+            self.sock.settimeout(min(remaining, self.stall))
             count = self.sock.recv_into(buffer)
             self.deadline += count / self.min_rate
             return count
@@ -138,11 +144,13 @@ class SpecRequestHandler(WSGIRequestHandler):
 
     request_seconds: float = REQUEST_SECONDS
     min_rate: float = MIN_RATE
+    stall_seconds: float = STALL
 
     def setup(self) -> None:
         super().setup()
         deadline = time.monotonic() + self.request_seconds
-        self.rfile = io.BufferedReader(DeadlineReader(self.connection, deadline, self.min_rate))
+        reader = DeadlineReader(self.connection, deadline, self.min_rate, self.stall_seconds)
+        self.rfile = io.BufferedReader(reader)
 
     def handle_expect_100(self) -> bool:
         return True  # not yet: the app's first read of the body says it (point 4)

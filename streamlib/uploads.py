@@ -19,29 +19,70 @@ Where the body ends. With ``Content-Length`` the app must read exactly that many
 no more (PEP 3333: reading past it may block forever). A ``Transfer-Encoding: chunked``
 body has no length; a server that undoes the chunks says so with
 ``environ["wsgi.input_terminated"] = True`` (werkzeug's dev server and gunicorn both do), and
-then ``read()`` returns ``b""`` at the body's end. Without either, the app cannot know where
-the body ends: 411 Length Required.
+then ``read()`` returns ``b""`` at the body's end. A request with neither header has no body
+at all (RFC 9112 section 6.3). A chunked body the server left chunked (``wsgiref`` does)
+cannot be read: 411 Length Required.
+
+When the body stops coming. A client that sends ten bytes of a megabyte and then nothing,
+with its connection open, holds a worker until something gives up; gunicorn's workers
+never do (27.0.1: their body readers call ``recv`` on a blocking socket; gthread's
+five-second wait covers only the first bytes of a request). So while it reads,
+:func:`body_pieces` gives each wait for the server's socket ``stall`` seconds
+(``settimeout`` on ``environ["gunicorn.socket"]``), like nginx's ``client_body_timeout``
+(60 s by default), and a body that stalls longer is a ``408 Request Timeout``. The
+course's dev server has a deadline of its own (``streamlib.devserver``). Neither stops a
+client that trickles a byte every few seconds: each byte restarts the wait. nginx in
+front does, reading the whole body before a worker sees it (lesson 07).
 
 What arrived is what was sent. A client may send the body's SHA-256 in ``Content-Digest``
 (RFC 9530: ``Content-Digest: sha-256=:BASE64:``); :func:`store_body` compares it with what
 came before the file takes its place, and a body that differs is refused (400).
+
+When the disk says no. A full disk (``ENOSPC``, or a quota: ``EDQUOT``) is not the app's
+bug, so not a 500: it is ``507 Insufficient Storage`` (RFC 4918 section 11.5), decided
+before a byte is read when the body's length is declared (:func:`require_room`), and
+otherwise when a write fails, the temporary file removed. A name that is a folder or a
+symbolic link is not a file to replace: 409 Conflict, never a write through the link
+(:func:`refuse_non_file`). Everything stored is ``fsync``-ed before its rename, and the
+folder after it: the rename makes the name atomic, the ``fsync`` makes the bytes under it
+survive a power cut (without it, a crash can leave an empty file under the final name).
 """
 
 import base64
 import binascii
+import contextlib
+import errno
 import hashlib
 import os
 import re
+import socket
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from werkzeug import exceptions
-from werkzeug.exceptions import BadRequest, LengthRequired, RequestEntityTooLarge
+from werkzeug.exceptions import (
+    BadRequest,
+    Conflict,
+    HTTPException,
+    LengthRequired,
+    RequestEntityTooLarge,
+    RequestTimeout,
+)
 
 PIECE = 64 * 1024  # bytes read and written at a time: the upload's whole footprint
+STALL_SECONDS = 10.0  # a body that sends nothing for this long is given up (408)
 SHA256_MEMBER = re.compile(r"(?:^|,)\s*sha-256\s*=\s*:([A-Za-z0-9+/=]*):\s*(?:;[^,]*)?(?=,|$)")
+
+
+class InsufficientStorage(HTTPException):
+    """*507 Insufficient Storage*: the server has no room for what the request would store
+    (RFC 4918 section 11.5). werkzeug has no class for it."""
+
+    code = 507
+    description = "there is no room left to store this upload"
 
 
 @dataclass(frozen=True)
@@ -68,7 +109,8 @@ def declared_length(environ: dict) -> int | None:
 
 def read_body(read: Callable[[int], bytes], size: int = -1) -> bytes:
     """``read(size)`` (the body's ``read`` or ``readline``), with a body the server cannot
-    read turned into a 400.
+    read turned into a 400, and one that stopped coming (see :func:`reads_give_up_after`)
+    into a 408.
 
     A malformed chunked body (a chunk size of twenty hex digits, a missing CRLF) fails
     inside the *server's* reader, when the app reads: werkzeug raises ``OSError``,
@@ -77,13 +119,18 @@ def read_body(read: Callable[[int], bytes], size: int = -1) -> bytes:
     """
     try:
         return read(size)
+    except TimeoutError:
+        raise RequestTimeout("the body stopped coming; send it again, or resume it") from None
     except Exception as error:
-        raise BadRequest(f"the body could not be read: {type(error).__name__}") from error
+        raise BadRequest(
+            f"the body could not be read: {type(error).__name__}: {error}"[:200]
+        ) from error
 
 
 def acceptable_length(environ: dict, max_bytes: int) -> int | None:
-    """The body's ``Content-Length`` (None for a chunked body), once the headers alone
-    show the body can be accepted: what an app checks before it opens anything.
+    """The body's ``Content-Length`` (None for a chunked body, 0 for a request with neither
+    header), once the headers alone show the body can be accepted: what an app checks
+    before it opens anything.
 
     Raises ``LengthRequired`` (411) when the server cannot say where the body ends,
     ``RequestEntityTooLarge`` (413) for a length over ``max_bytes``, ``BadRequest``
@@ -97,35 +144,65 @@ def acceptable_length(environ: dict, max_bytes: int) -> int | None:
         raise exceptions.NotImplemented("Transfer-Encoding: only chunked is understood here")
     length = declared_length(environ)
     if length is None and not environ.get("wsgi.input_terminated"):
+        if "HTTP_TRANSFER_ENCODING" not in environ:
+            return 0  # RFC 9112 section 6.3: a request with neither header has no body
         raise LengthRequired("send Content-Length, or a chunked body to a server that reads it")
     if length is not None and length > max_bytes:
         raise RequestEntityTooLarge(f"the body is {length} bytes; at most {max_bytes} here")
     return length
 
 
-def body_pieces(environ: dict, max_bytes: int, piece: int = PIECE) -> Iterator[bytes]:
+def body_pieces(
+    environ: dict, max_bytes: int, piece: int = PIECE, stall: float = STALL_SECONDS
+) -> Iterator[bytes]:
     """The request body, in pieces of at most ``piece`` bytes, as they come.
 
     max_bytes: the largest body accepted. A ``Content-Length`` above it is refused before a
         byte is read; a chunked body is refused as soon as more than that has come.
+    stall: seconds each wait for more of the body may last (:func:`reads_give_up_after`).
 
     Raises ``RequestEntityTooLarge`` (413), ``LengthRequired`` (411) when the server cannot
-    say where the body ends, or ``BadRequest`` (400) when the client stops before it.
+    say where the body ends, ``BadRequest`` (400) when the client stops before it, or
+    ``RequestTimeout`` (408) when it stalls.
     """
     body = environ["wsgi.input"]
     length = acceptable_length(environ, max_bytes)
     received = 0
-    while length is None or received < length:
-        wanted = piece if length is None else min(piece, length - received)
-        data = read_body(body.read, wanted)
-        if not data:
-            if length is None:
-                return  # a chunked body's end, marked by the server
-            raise BadRequest(f"the body stopped after {received} of {length} bytes")
-        received += len(data)
-        if received > max_bytes:
-            raise RequestEntityTooLarge(f"the body went past {max_bytes} bytes")
-        yield data
+    with reads_give_up_after(environ, stall):
+        while length is None or received < length:
+            wanted = piece if length is None else min(piece, length - received)
+            data = read_body(body.read, wanted)
+            if not data:
+                if length is None:
+                    return  # a chunked body's end, marked by the server
+                raise BadRequest(f"the body stopped after {received} of {length} bytes")
+            received += len(data)
+            if received > max_bytes:
+                raise RequestEntityTooLarge(f"the body went past {max_bytes} bytes")
+            yield data
+
+
+@contextlib.contextmanager
+def reads_give_up_after(environ: dict, seconds: float) -> Iterator[None]:
+    """While the block runs, each wait of gunicorn's body reader for the client's bytes
+    lasts at most ``seconds``, then raises ``TimeoutError`` (which :func:`read_body` makes
+    a 408); the socket's own timeout is put back afterwards.
+
+    It sets the timeout of the client's socket, which gunicorn puts in the environ
+    (``gunicorn.socket``; under gevent a cooperative socket with the same method). Where
+    there is none it does nothing: the course's dev server keeps a deadline of its own.
+    """
+    sock = environ.get("gunicorn.socket")
+    if not isinstance(sock, socket.socket):
+        yield
+        return
+    previous = sock.gettimeout()
+    sock.settimeout(seconds)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):  # closed meanwhile: nothing to put back
+            sock.settimeout(previous)
 
 
 def sent_sha256(environ: dict) -> str | None:
@@ -149,34 +226,107 @@ def sent_sha256(environ: dict) -> str | None:
     return raw.hex()
 
 
-def store_body(environ: dict, path: Path, max_bytes: int, piece: int = PIECE) -> Stored:
+def store_body(
+    environ: dict, path: Path, max_bytes: int, piece: int = PIECE, stall: float = STALL_SECONDS
+) -> Stored:
     """Stream the request body to ``path`` in pieces, and return what was stored.
 
     The bytes go to a temporary file in the same folder, renamed to ``path`` only when the
     whole body is in and matches the ``Content-Digest`` the client sent, if any (a rename
     within one folder is atomic): on any error the temporary file is removed and ``path``
-    is as it was. Raises as :func:`body_pieces` does, and ``BadRequest`` for a body that
-    is not the one the client's digest describes.
+    is as it was. Raises as :func:`body_pieces` does, ``BadRequest`` for a body that is not
+    the one the client's digest describes, ``InsufficientStorage`` (507) when the disk is
+    full, and ``Conflict`` (409) when ``path`` is a folder or a link.
     """
     expected = sent_sha256(environ)
+    length = acceptable_length(environ, max_bytes)
+    refuse_non_file(path)
+    require_room(path.parent, length or 0)
     digest = hashlib.sha256()
     size = 0
-    descriptor, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".part"
-    )
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            for data in body_pieces(environ, max_bytes, piece):
-                file.write(data)
-                digest.update(data)
-                size += len(data)
+    with storage_errors(path), temporary_beside(path) as (file, temporary):
+        for data in body_pieces(environ, max_bytes, piece, stall):
+            file.write(data)
+            digest.update(data)
+            size += len(data)
         if expected is not None and digest.hexdigest() != expected:
             raise BadRequest(f"the body's SHA-256 is {digest.hexdigest()}, not {expected}")
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+        replace_durably(file, temporary, path)
     return Stored(path, size, digest.hexdigest())
+
+
+@contextlib.contextmanager
+def temporary_beside(path: Path) -> Iterator[tuple[object, Path]]:
+    """A new hidden file in ``path``'s folder, open for writing: ``(file, its path)``.
+
+    Removed when the block ends, unless the block renamed it (:func:`replace_durably`).
+    ``mkstemp`` makes it with ``O_EXCL``: a link planted under its name is never followed.
+    """
+    descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    temporary = Path(name)
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            yield file, temporary
+    finally:
+        temporary.unlink(missing_ok=True)  # gone already if it became ``path``
+
+
+def replace_durably(file: object, temporary: Path, path: Path) -> None:
+    """Make the open, written ``file`` at ``temporary`` the file at ``path``, crash-safe:
+    its bytes to disk (``fsync``), then the atomic rename, then the folder's new entry."""
+    file.flush()
+    os.fsync(file.fileno())
+    refuse_non_file(path)  # again: a folder may have been made there meanwhile
+    os.replace(temporary, path)
+    sync_folder(path.parent)
+
+
+def sync_folder(folder: Path) -> None:
+    """``fsync`` a folder, so that a rename in it survives a power cut."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def refuse_non_file(path: Path) -> None:
+    """Raise ``Conflict`` (409) if ``path`` exists and is not a regular file: a folder, a
+    symbolic link (which could point anywhere), a device. Never follows a link."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(mode):
+        kind = (
+            "a folder" if stat.S_ISDIR(mode) else "a link" if stat.S_ISLNK(mode) else "not a file"
+        )
+        raise Conflict(f"{path.name} is {kind}; uploads only replace plain files")
+
+
+def require_room(folder: Path, size: int) -> None:
+    """Raise ``InsufficientStorage`` (507) unless ``folder``'s disk has ``size`` bytes free
+    for an unprivileged writer (``statvfs``'s ``f_bavail``): a full disk said before a byte
+    of the body is read."""
+    disk = os.statvfs(folder)
+    free = disk.f_bavail * disk.f_frsize
+    if size > free:
+        raise InsufficientStorage(f"the body is {size} bytes; the disk has {free} free")
+
+
+@contextlib.contextmanager
+def storage_errors(path: Path) -> Iterator[None]:
+    """Turn what the file system refuses while storing ``path`` into a clear 4xx or 507:
+    no room (``ENOSPC``, ``EDQUOT``), a folder or a link where a file goes (``EISDIR``,
+    ``ENOTDIR``, ``ELOOP``, the answer to ``O_NOFOLLOW`` on a link)."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise InsufficientStorage(f"the disk filled up while storing {path.name}") from None
+        if error.errno in (errno.EISDIR, errno.ENOTDIR, errno.ELOOP):
+            raise Conflict(f"{path.name} is a folder or a link, not a file") from None
+        raise
 
 
 def file_sha256(path: Path, piece: int = PIECE) -> str:

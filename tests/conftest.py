@@ -71,6 +71,12 @@ SERVER_KINDS = {
     "gthread": ("--server", "gunicorn", "--worker-class", "gthread"),
     "gevent": ("--server", "gunicorn", "--worker-class", "gevent"),
 }
+# The write path (lesson 11) is also tried on the fan-out worker, a gevent worker of the
+# course's own (lesson 07), which serves every request that is not a shared stream.
+WRITE_SERVER_KINDS = {
+    **SERVER_KINDS,
+    "fanout": ("--server", "gunicorn", "--worker-class", "fanout"),
+}
 
 
 @pytest.fixture

@@ -11,14 +11,20 @@ Example counts are bounded so the suite keeps to its time. Under CI, Hypothesis'
 (``@reproduce_failure``); elsewhere ``--hypothesis-seed=N`` repeats a run.
 """
 
+import hashlib
 import json
+import random
 import socket
 import tempfile
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
-from conftest import SERVER_KINDS
-from hypothesis import HealthCheck, given, settings
+from conftest import SERVER_KINDS, WRITE_SERVER_KINDS
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from lessons import load_lessons, spawn_course
@@ -365,3 +371,257 @@ def test_the_asgi_clock_under_uvicorn_refuses_what_the_course_refuses(
     status = first_status("GET", asgi_server.url + path, query, request_headers, None)
     assert status is None or status < 500, (status, path, query, request_headers)
     assert settled(asgi_server.url)["open_streams"] == 0
+
+
+# -- The write path, interleaved (lesson 11; issue 28) -----------------------------------------
+#
+# Hypothesis drives every write route from several threads at once: PUTs, resumable uploads
+# started, appended to at the right offset and the wrong ones, asked, cancelled, files
+# deleted, on a few names, one of which is a symbolic link to a file outside the upload
+# folder and one a folder. After each batch of concurrent requests, nothing is a 5xx, the
+# file outside is as it was, each unfinished upload holds exactly bytes its appends sent at
+# the offsets they named, each finished one is such bytes, and each stored file is a body
+# some request had accepted.
+
+NAMES = ["a.bin", "b.bin", "link.bin", "dir.bin"]
+PIECE = 64 * 1024  # the course's: a longer body may be cut between two pieces
+
+payloads = st.tuples(st.integers(0, 2**16), st.sampled_from([0, 1, 17, 300, 70_000])).map(
+    lambda seed_size: random.Random(seed_size[0]).randbytes(seed_size[1])
+)
+paces = st.sampled_from([0.0, 0.0, 0.02])  # seconds between a body's three parts: 0 is at once
+write_steps = st.one_of(
+    st.tuples(st.just("put"), st.sampled_from(NAMES), payloads),
+    st.tuples(st.just("start"), st.sampled_from(NAMES), payloads, st.booleans()),
+    st.tuples(st.just("head"), st.integers(0, 3)),
+    st.tuples(
+        st.just("append"),
+        st.integers(0, 3),
+        st.sampled_from(["held", "behind", "ahead", "zero"]),
+        payloads,
+        st.booleans(),
+        paces,
+    ),
+    # what a client does after a drop: HEAD (at once, or while others still send), then
+    # append at the offset it was told
+    st.tuples(
+        st.just("resume"),
+        st.integers(0, 3),
+        payloads,
+        st.booleans(),
+        paces,
+        st.sampled_from([0, 0.03]),
+    ),
+    st.tuples(st.just("cancel"), st.integers(0, 3)),
+    st.tuples(st.just("delete"), st.sampled_from(NAMES)),
+)
+
+
+def sent_at(body: bytes, pace: float) -> bytes | Iterator[bytes]:
+    """``body`` whole, or as a chunked body in three parts ``pace`` seconds apart."""
+    if not pace:
+        return body
+
+    def parts() -> Iterator[bytes]:
+        third = len(body) // 3 + 1
+        for start in range(0, len(body), third):
+            yield body[start : start + third]
+            time.sleep(pace)
+
+    return parts()
+
+
+@dataclass
+class UploadSeen:
+    """What the test knows of one resumable upload: its address, the file it becomes,
+    every append sent that may have written (offset, body), and what finished it."""
+
+    at: str
+    name: str
+    writes: list[tuple[int, bytes]] = field(default_factory=list)
+    accepted: list[tuple[int, bytes]] = field(default_factory=list)
+    finished: dict | None = None
+
+
+@pytest.fixture(scope="module", params=list(WRITE_SERVER_KINDS))
+def write_server(request, tmp_path_factory):
+    root = tmp_path_factory.mktemp("writes")
+    folder = root / "uploads"
+    folder.mkdir()
+    outside = root / "outside.txt"
+    outside.write_bytes(b"a file outside the upload folder")
+    (folder / "link.bin").symlink_to(outside)
+    (folder / "dir.bin").mkdir()
+    flags = (*WRITE_SERVER_KINDS[request.param], "--uploads", str(folder), "--max-upload", "1M")
+    with spawn_course(*flags) as process:
+        yield process.url, folder, outside
+
+
+def explains(content: bytes, writes: list[tuple[int, bytes]]) -> bool:
+    """Whether ``content`` is, from its first byte, a run of appends that each wrote a
+    prefix of its body at the very offset it named, the next one taking over where it
+    stopped (a request overtaken, cut, or past a declared length writes a prefix)."""
+    starts = {offset for offset, body in writes if body}
+
+    def from_(position: int) -> bool:
+        if position == len(content):
+            return True
+        for offset, body in writes:
+            if offset != position or not body:
+                continue
+            common = shared_prefix(body, content[position:])
+            ends = {start for start in starts if position < start <= position + common}
+            if position + common == len(content):
+                ends.add(len(content))
+            if any(from_(end) for end in ends):
+                return True
+        return False
+
+    return from_(0)
+
+
+def shared_prefix(first: bytes, second: bytes) -> int:
+    """How many leading bytes ``first`` and ``second`` have in common."""
+    length = min(len(first), len(second))
+    if first[:length] == second[:length]:
+        return length
+    return next(n for n in range(length) if first[n] != second[n])
+
+
+def some_explanation_hashes_to(size: int, sha256: str, writes: list[tuple[int, bytes]]) -> bool:
+    """Whether some run of ``writes`` (as :func:`explains` reads them) of ``size`` bytes
+    has the SHA-256 a finished upload answered."""
+    starts = {offset for offset, body in writes if body}
+
+    def runs(position: int, made: bytes) -> Iterator[bytes]:
+        if position == size:
+            yield made
+            return
+        for offset, body in writes:
+            if offset != position or not body:
+                continue
+            reach = min(position + len(body), size)
+            ends = {start for start in starts if position < start <= reach}
+            if reach == size:
+                ends.add(size)
+            for end in ends:
+                yield from runs(end, made + body[: end - position])
+
+    return any(hashlib.sha256(run).hexdigest() == sha256 for run in runs(0, b""))
+
+
+def partial_bytes(folder: Path, upload: UploadSeen) -> bytes | None:
+    path = folder / f".upload-{upload.at.rsplit('/', 1)[1]}.partial"
+    return path.read_bytes() if path.exists() else None
+
+
+@pytest.mark.live
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(batches=st.lists(st.lists(write_steps, min_size=2, max_size=4), min_size=3, max_size=8))
+# The race the lock is for, always tried: an append still sending (three parts, 0.05 s
+# apart) while its client, believing it lost, asks HEAD and appends again.
+@example(
+    batches=[
+        [("start", "a.bin", b"", False), ("put", "b.bin", b"b")],
+        [
+            ("append", 0, "held", bytes(range(256)) + bytes(44), True, 0.05),
+            ("resume", 0, b"the client's second try", True, 0.0, 0.07),
+        ],
+    ]
+)
+def test_interleaved_writes_never_corrupt_an_upload_or_touch_anything_outside(
+    write_server, batches
+):
+    import requests
+
+    url, folder, outside = write_server
+    uploads: list[UploadSeen] = []
+    stored: dict[str, set[str]] = {name: set() for name in NAMES}  # SHA-256s a file may have
+    for name in ("a.bin", "b.bin"):
+        if (folder / name).exists():
+            stored[name].add(hashlib.sha256((folder / name).read_bytes()).hexdigest())
+
+    def run(step: tuple, held_now: dict[int, int]) -> int:
+        kind = step[0]
+        if kind == "put":
+            _, name, body = step
+            answer = requests.put(f"{url}/uploads/{name}", data=body, timeout=30)
+            if answer.status_code in (200, 201):
+                stored[name].add(hashlib.sha256(body).hexdigest())
+        elif kind == "start":
+            _, name, body, complete = step
+            headers = {"Upload-Complete": "?1" if complete else "?0"}
+            answer = requests.post(f"{url}/uploads/{name}", data=body, headers=headers, timeout=30)
+            if "Location" in answer.headers:
+                seen = UploadSeen(answer.headers["Location"], name, [(0, body)])
+                if answer.status_code == 201:
+                    seen.accepted.append((0, body))
+                    if complete:
+                        seen.finished = answer.json()
+                        stored[name].add(seen.finished["sha256"])
+                uploads.append(seen)
+        elif not uploads:
+            return 200
+        elif kind == "head":
+            answer = requests.head(url + uploads[step[1] % len(uploads)].at, timeout=30)
+        elif kind in ("append", "resume"):
+            if kind == "append":
+                _, which, where, body, complete, pace = step
+                held = held_now.get(which % len(uploads), 0)
+                offset = {"held": held, "behind": max(held - 1, 0), "ahead": held + 1}
+                at = offset.get(where, 0)
+            else:
+                _, which, body, complete, pace, wait = step
+                time.sleep(wait)
+                asked = requests.head(url + uploads[which % len(uploads)].at, timeout=30)
+                if asked.status_code != 204:
+                    return asked.status_code
+                at = int(asked.headers["Upload-Offset"])
+            seen = uploads[which % len(uploads)]
+            headers = {
+                "Content-Type": "application/partial-upload",
+                "Upload-Offset": str(at),
+                "Upload-Complete": "?1" if complete else "?0",
+            }
+            seen.writes.append((at, body))
+            sent = sent_at(body, pace)
+            answer = requests.patch(url + seen.at, data=sent, headers=headers, timeout=30)
+            if answer.status_code == 201:
+                seen.accepted.append((at, body))
+                if answer.headers.get("Upload-Complete") == "?1":
+                    seen.finished = answer.json()
+                    stored[seen.name].add(seen.finished["sha256"])
+        elif kind == "cancel":
+            answer = requests.delete(url + uploads[step[1] % len(uploads)].at, timeout=30)
+        else:
+            answer = requests.delete(f"{url}/uploads/{step[1]}", timeout=30)
+        return answer.status_code
+
+    for batch in batches:
+        held_now = {
+            number: len(partial_bytes(folder, seen) or b"") for number, seen in enumerate(uploads)
+        }
+        with ThreadPoolExecutor(len(batch)) as pool:
+            statuses = list(pool.map(run, batch, [held_now] * len(batch)))
+        assert all(status < 500 for status in statuses), (statuses, batch)
+        assert outside.read_bytes() == b"a file outside the upload folder"
+        assert (folder / "link.bin").is_symlink() and (folder / "dir.bin").is_dir()
+        for seen in uploads:
+            content = partial_bytes(folder, seen)
+            if content is not None:
+                assert explains(content, seen.writes), (seen, len(content))
+                for offset, body in seen.accepted:
+                    assert content[offset : offset + len(body)] == body
+            if seen.finished is not None:
+                done = seen.finished
+                assert some_explanation_hashes_to(done["size"], done["sha256"], seen.writes)
+        for name in ("a.bin", "b.bin"):
+            if (folder / name).exists():
+                digest = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+                assert digest in stored[name], f"{name} holds bytes no request had accepted"
+        stray = [p.name for p in folder.iterdir() if p.name.endswith(".part")]
+        assert stray == [], stray

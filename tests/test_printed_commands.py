@@ -364,40 +364,51 @@ def puts_the_file_and_answers_its_sha256(curl: Curl, command: str) -> None:
     assert stored["sha256"] == hashlib.sha256(content).hexdigest()
 
 
-def head_says_the_upload_is_complete(curl: Curl, command: str) -> None:
-    content = Path("README.md").read_bytes()
-    requests.put(f"http://{curl.address}/uploads/README.md", data=content, timeout=10)
-    headers = curl.run(command).body.decode().lower()
-    assert headers.startswith("http/1.1 204") and "\r\nupload-complete: ?1\r\n" in headers
-    assert f"\r\nupload-offset: {len(content)}\r\n" in headers
-
-
 def refuses_at_once_without_100(curl: Curl, command: str) -> None:
     output = curl.run(command)
     assert output.body.startswith(b"HTTP/1.1 413") and b"100 Continue" not in output.body
     assert output.pieces[0][0] < 0.9, "curl waits 1 s for a 100 that never comes"
 
 
-def forget_hi(curl: Curl) -> str:
-    url = f"http://{curl.address}/uploads/hi.txt"
-    requests.delete(url, timeout=10)
-    return url
-
-
 PARTIAL = {"Content-Type": "application/partial-upload"}
 
 
-def first_piece_is_held(curl: Curl, command: str) -> None:
-    forget_hi(curl)
+def new_upload_of_hi(curl: Curl) -> str:
+    """Start a resumable upload of hi.txt as the printed POST does; return its address."""
+    url = f"http://{curl.address}/uploads/hi.txt"
+    made = requests.post(url, headers={"Upload-Complete": "?0"}, timeout=10)
+    return made.headers["Location"]
+
+
+def answers_201_with_a_location(curl: Curl, command: str) -> None:
     headers = curl.run(command).body.decode()
+    assert headers.startswith("HTTP/1.1 201") and "\r\nLocation: /resumable/" in headers
+
+
+def with_upload(command: str, at: str) -> str:
+    """The printed command with its ``/resumable/ID`` made a real upload's address."""
+    return command.replace("/resumable/ID", at)
+
+
+def first_piece_is_held(curl: Curl, command: str) -> None:
+    headers = curl.run(with_upload(command, new_upload_of_hi(curl))).body.decode()
+    assert headers.startswith("HTTP/1.1 201") and "\r\nUpload-Offset: 6\r\n" in headers
+
+
+def head_says_six_bytes_are_held(curl: Curl, command: str) -> None:
+    at = new_upload_of_hi(curl)
+    first = {**PARTIAL, "Upload-Offset": "0", "Upload-Complete": "?0"}
+    requests.patch(f"http://{curl.address}{at}", data=b"hello ", headers=first, timeout=10)
+    headers = curl.run(with_upload(command, at)).body.decode()
     assert headers.startswith("HTTP/1.1 204") and "\r\nUpload-Offset: 6\r\n" in headers
 
 
 def last_piece_stores_hello_world(curl: Curl, command: str) -> None:
-    url = forget_hi(curl)
+    at = new_upload_of_hi(curl)
     first = {**PARTIAL, "Upload-Offset": "0", "Upload-Complete": "?0"}
-    assert requests.patch(url, data=b"hello ", headers=first, timeout=10).status_code == 204
-    stored = json.loads(curl.run(command).body)
+    answer = requests.patch(f"http://{curl.address}{at}", data=b"hello ", headers=first)
+    assert answer.status_code == 201
+    stored = json.loads(curl.run(with_upload(command, at)).body)
     assert stored["sha256"] == hashlib.sha256(b"hello world").hexdigest()
 
 
@@ -408,10 +419,10 @@ def form_stores_the_file_under_its_name(curl: Curl, command: str) -> None:
 
 
 def delete_removes_it(curl: Curl, command: str) -> None:
-    url = forget_hi(curl)
+    url = f"http://{curl.address}/uploads/hi.txt"
     requests.put(url, data=b"hi", timeout=10)
     assert status_of(curl, command) == b"204"
-    assert requests.head(url, timeout=10).status_code == 404
+    assert requests.delete(url, timeout=10).status_code == 404  # nothing left to remove
 
 
 # Each printed command (its address left out) and the check of what its comment says.
@@ -453,13 +464,14 @@ CLAIMS: dict[str, Callable[[Curl, str], None]] = {
     "curl /broadcast -H 'Content-Type: application/json' "
     """-d '{"text": "hello"}'""": posts_hello_to_both_listeners,
     "curl -T README.md /uploads/README.md": puts_the_file_and_answers_its_sha256,
-    "curl -I /uploads/README.md": head_says_the_upload_is_complete,
     "curl -i -X PUT -H 'Content-Length: 2000000000' -H 'Expect: 100-continue' "
     "/uploads/big.bin": refuses_at_once_without_100,
+    "curl -i -X POST -H 'Upload-Complete: ?0' /uploads/hi.txt": answers_201_with_a_location,
     "curl -i -X PATCH -H 'Content-Type: application/partial-upload' -H 'Upload-Offset: 0' "
-    "-H 'Upload-Complete: ?0' -d 'hello ' /uploads/hi.txt": first_piece_is_held,
+    "-H 'Upload-Complete: ?0' -d 'hello ' /resumable/ID": first_piece_is_held,
+    "curl -I /resumable/ID": head_says_six_bytes_are_held,
     "curl -X PATCH -H 'Content-Type: application/partial-upload' -H 'Upload-Offset: 6' "
-    "-H 'Upload-Complete: ?1' -d 'world' /uploads/hi.txt": last_piece_stores_hello_world,
+    "-H 'Upload-Complete: ?1' -d 'world' /resumable/ID": last_piece_stores_hello_world,
     "curl -F file=@README.md /uploads": form_stores_the_file_under_its_name,
     "curl -X DELETE /uploads/hi.txt": delete_removes_it,
 }

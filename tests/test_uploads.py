@@ -88,9 +88,17 @@ def test_a_body_the_server_cannot_read_is_a_400_and_stores_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_body_with_no_length_and_no_end_marked_is_a_411():
+def test_a_chunked_body_the_server_left_chunked_is_a_411():
+    """wsgiref hands the app a chunked body as it came, with no end marked."""
+    environ = {**environ_for(io.BytesIO(b"3\r\nabc\r\n0\r\n\r\n"), None)}
+    environ["HTTP_TRANSFER_ENCODING"] = "chunked"
     with pytest.raises(LengthRequired):
-        list(body_pieces(environ_for(io.BytesIO(b"abc"), None), MIB))
+        list(body_pieces(environ, MIB))
+
+
+def test_a_request_with_neither_length_nor_chunks_has_an_empty_body():
+    """RFC 9112 section 6.3: such a request's body is zero bytes long (curl -X POST)."""
+    assert list(body_pieces(environ_for(io.BytesIO(b"next request"), None), MIB)) == []
 
 
 def test_storing_64_mib_holds_a_piece_at_a_time(tmp_path):
