@@ -64,8 +64,8 @@ server decodes to it, absolute paths, NUL bytes, backslashes, hidden names and s
 that lead out of the folder. Each is a plain 404: no hint of what exists outside.
 
 **Only this machine's pages.** Listening on 127.0.0.1 keeps the network out, not the
-web: every page open in the learner's browser can send requests to ``localhost``. Two
-ways it turns against a local file server, both once measured on this course:
+web: every page open in the learner's browser can send requests to ``localhost``. Four
+ways it turns against a local file server, each once measured on this course:
 
 - *DNS rebinding.* A page on ``evil.example`` makes its name resolve to 127.0.0.1 and
   fetches ``http://evil.example:8000/files/``. The browser calls that same-origin, so the
@@ -78,6 +78,18 @@ ways it turns against a local file server, both once measured on this course:
   the work. The course refuses a POST whose ``Origin`` is not its own or whose
   ``Sec-Fetch-Site`` says ``cross-site`` (403), and JSON endpoints take only
   ``application/json`` (415), which no page can send to another origin unasked.
+- *Its own pages, turned against it.* Those checks look at where a request comes from. A
+  page of the course that sends what its URL says would send it from the course's own
+  origin: an ``/inspect`` address with ``path=/broadcast``, ``method=POST`` and a
+  ``body``, opened by a link or in a frame on any site, once posted into the broadcast
+  room. So the inspector sends a POST
+  only when the learner presses Watch, and every page of the course carries
+  ``Content-Security-Policy: frame-ancestors 'self'``, so no other site can frame it to
+  steer that click, nor run a script the page does not list (``lessons.html_page``).
+- *Files as pages.* An HTML or SVG file in the served folder (an upload, lesson 11), sent
+  as ``text/html``, would run its scripts as the course's origin: reading every answer,
+  posting anywhere. Every file goes out with ``Content-Security-Policy: sandbox``: the
+  browser shows it as an opaque origin, its scripts not run (``streamlib.files``).
 
 No CORS header is sent unless ``--cors ORIGIN`` names an origin whose pages may read and
 post (a front end on another port, say). ``streamlib.origins`` holds the checks; Jupyter,
@@ -118,7 +130,7 @@ from werkzeug.wrappers import Request
 from lessons.cli import run_lesson
 from lessons.course import Lesson, Route, send_text
 from streamlib.conditional import evaluate_preconditions
-from streamlib.files import file_body
+from streamlib.files import UNTRUSTED_FILE_HEADERS, file_body
 from streamlib.paths import resolve_under
 from streamlib.ranges import requested_range
 
@@ -212,7 +224,7 @@ def serve_file(environ: dict, start_response: Callable) -> Iterable[bytes]:
         status, (start, stop) = "206 Partial Content", byte_range
         headers.append(("Content-Range", f"bytes {start}-{stop - 1}/{size}"))
     headers += [("Content-Type", content_type(path)), ("Content-Length", str(stop - start))]
-    start_response(status, headers)
+    start_response(status, headers + UNTRUSTED_FILE_HEADERS)  # never runs as the course
     if environ["REQUEST_METHOD"] == "HEAD":
         return []  # headers only: not even the server's file wrapper opens the file
     return file_body(environ, path, start, stop - start)
@@ -222,9 +234,8 @@ def serve_file_buffered(environ: dict, start_response: Callable) -> list[bytes]:
     """The way not to do it: read the whole file into memory, then send it."""
     path = find_file(environ)
     body = path.read_bytes()
-    start_response(
-        "200 OK", [("Content-Type", content_type(path)), ("Content-Length", str(len(body)))]
-    )
+    headers = [("Content-Type", content_type(path)), ("Content-Length", str(len(body)))]
+    start_response("200 OK", headers + UNTRUSTED_FILE_HEADERS)
     return [body]
 
 

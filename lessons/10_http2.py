@@ -66,6 +66,7 @@ from lessons import load_lesson
 from lessons.cli import run_lesson
 from lessons.course import Lesson, Route, send_text
 from streamlib import ServerProcess, int_param
+from streamlib.browser import wait_until
 from streamlib.certs import CertificateFiles, localhost_certificate
 from streamlib.nginx import spawn_nginx
 
@@ -174,7 +175,7 @@ def streams_opened(page: Any, url: str, n: int, settle: float = 2.0) -> tuple[st
     its EventSources, when it opened (ms after the page's start), or None if it still waits.
     """
     page.goto(f"{url}/demo/many?n={n}")
-    page.wait_for_function("document.querySelectorAll('tr[data-state=open]').length > 0")
+    wait_until(page, "document.querySelectorAll('tr[data-state=open]').length > 0")
     time.sleep(settle)
     opened = page.eval_on_selector_all(
         "#streams tr", "rows => rows.map(r => r.dataset.openedMs ? +r.dataset.openedMs : null)"

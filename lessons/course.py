@@ -22,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psutil
 from werkzeug.exceptions import (
+    BadRequest,
     Forbidden,
     HTTPException,
     InternalServerError,
@@ -30,11 +31,17 @@ from werkzeug.exceptions import (
 )
 from werkzeug.routing import Map, RequestRedirect, Rule
 
+from lessons.html_page import page_headers
 from lessons.index_page import render_index
 from lessons.inspector import inspector_page
 from lessons.pages import page_routes
 from streamlib import StreamStats
-from streamlib.origins import cors_headers, cross_site_refusal, host_refusal
+from streamlib.origins import (
+    cors_headers,
+    cross_site_refusal,
+    host_refusal,
+    malformed_host,
+)
 
 WSGIApp = Callable[..., Any]
 MAX_DESCRIPTION = 200  # characters of an error's one-line description
@@ -132,15 +139,17 @@ def build_app(
     )
 
     def course_app(environ: dict, start_response: Callable) -> Any:
-        if cors := cors_headers(environ, trusted_origins):  # only for a --cors origin
-            if environ["REQUEST_METHOD"] == "OPTIONS":
-                return _preflight(start_response, cors)
-            start_response = _adding(cors, start_response)
+        start_response = _guarded(start_response)
         try:
-            refusal = host_refusal(environ, allowed_hosts) or cross_site_refusal(
-                environ, trusted_origins
-            )
-            if refusal:
+            if problem := malformed_host(environ):
+                raise BadRequest(problem)
+            if refusal := host_refusal(environ, allowed_hosts):  # before anything else
+                raise Forbidden(refusal)
+            if cors := cors_headers(environ, trusted_origins):  # only for a --cors origin
+                if environ["REQUEST_METHOD"] == "OPTIONS":
+                    return _preflight(start_response, cors)
+                start_response = _adding(cors, start_response)
+            if refusal := cross_site_refusal(environ, trusted_origins):
                 raise Forbidden(refusal)
             endpoint, arguments = url_map.bind_to_environ(environ).match()
             if endpoint == "/":
@@ -186,6 +195,27 @@ def _preflight(start_response: Callable, cors: list[tuple[str, str]]) -> list[by
     return []
 
 
+# What every answer that says nothing of its own carries: no content-type sniffing, and a
+# policy under which, shown as a page (an error, JSON, a stream), it loads nothing and
+# no other site may frame it. Pages set their own (lessons.html_page.page_headers), and
+# files their sandbox (streamlib.files.UNTRUSTED_FILE_HEADERS).
+DEFAULT_POLICY = "default-src 'none'; frame-ancestors 'self'"
+
+
+def _guarded(start_response: Callable) -> Callable:
+    """``start_response`` that adds ``nosniff`` and :data:`DEFAULT_POLICY` to an answer
+    that has none of its own."""
+
+    def start_guarded(status: str, response_headers: list, exc_info: Any = None) -> Any:
+        names = {name.lower() for name, _ in response_headers}
+        extra = [] if "x-content-type-options" in names else [("X-Content-Type-Options", "nosniff")]
+        if "content-security-policy" not in names:
+            extra.append(("Content-Security-Policy", DEFAULT_POLICY))
+        return start_response(status, [*response_headers, *extra], exc_info)
+
+    return start_guarded
+
+
 def _adding(headers: list[tuple[str, str]], start_response: Callable) -> Callable:
     """``start_response`` with ``headers`` added to every answer."""
 
@@ -206,12 +236,16 @@ def send_text(environ: dict, start_response: Callable, content_type: str, text: 
     """Answer 200 with ``text`` (UTF-8) as ``content_type``, its length, and no body for HEAD.
 
     For small answers built whole: pages, listings, JSON. Streams are the lessons' job.
+    A page (``text/html``) goes out with :func:`lessons.html_page.page_headers`.
     """
     body = text.encode()
-    start_response(
-        "200 OK",
-        [("Content-Type", f"{content_type}; charset=utf-8"), ("Content-Length", str(len(body)))],
-    )
+    headers = [
+        ("Content-Type", f"{content_type}; charset=utf-8"),
+        ("Content-Length", str(len(body))),
+    ]
+    if content_type == "text/html":
+        headers += page_headers(text)  # its own scripts and styles only; framed by none
+    start_response("200 OK", headers)
     return [] if environ["REQUEST_METHOD"] == "HEAD" else [body]
 
 

@@ -50,7 +50,7 @@ from werkzeug.exceptions import HTTPException
 from lessons import load_lesson
 from lessons.course import plain_error
 from streamlib.disconnect import client_watch
-from streamlib.files import iter_file
+from streamlib.files import UNTRUSTED_FILE_HEADERS, iter_file
 from streamlib.paths import resolve_under
 from streamlib.ranges import requested_range
 from streamlib.sse import SSE_HEADERS
@@ -158,6 +158,8 @@ def files(request: HttpRequest, name: str) -> HttpResponseBase:
     response["ETag"] = etag
     response["Last-Modified"] = http_date(modified)
     response["Accept-Ranges"] = "bytes"
+    for name, value in UNTRUSTED_FILE_HEADERS:  # a served file never runs as the course
+        response[name] = value
     return response
 
 

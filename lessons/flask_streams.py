@@ -28,6 +28,7 @@ from werkzeug.exceptions import HTTPException, NotFound
 from lessons import load_lesson
 from lessons.course import plain_error
 from streamlib import int_param
+from streamlib.files import UNTRUSTED_FILE_HEADERS
 from streamlib.paths import resolve_under
 from streamlib.sse import SSE_HEADERS
 
@@ -77,7 +78,9 @@ def files(name: str) -> Response:
     path = resolve_under(stream_a_file.served_folder(request.environ), name)
     if path is None:
         raise NotFound()
-    return send_file(path, conditional=True)
+    response = send_file(path, conditional=True)
+    response.headers.extend(UNTRUSTED_FILE_HEADERS)  # a served file never runs as the course
+    return response
 
 
 @app.post("/v1/chat/completions")

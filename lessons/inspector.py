@@ -6,7 +6,7 @@ from Python, done by the browser. It draws the bytes received against time (SVG,
 step per chunk), parses the events of an event stream, and polls ``/stats`` meanwhile for
 the server's open streams and memory. Two paths share one time axis, so ``/buffered``
 (one late block) and ``/streamed`` (a staircase) can be watched side by side. A POST with
-a JSON body (the chat completions endpoint) works too.
+a JSON body (the chat completions endpoint) works too, once the learner presses Watch.
 
 Plain JavaScript in the page: no build step, nothing fetched from elsewhere.
 """
@@ -21,6 +21,10 @@ from lessons.html_page import html_page
 
 MAX_PATH = 2000  # characters
 MAX_BODY = 64 * 1024  # characters of a POST body typed into the page
+WAITING_FOR_A_POST = (
+    "A POST is filled in below: read what it sends, then press Watch. (It never leaves by"
+    " itself: a link on any site can fill this form in.)"
+)
 EXAMPLE_BODY = '{"model": "fake", "stream": true, "messages": [{"role": "user", "content": "hi"}]}'
 
 
@@ -42,8 +46,15 @@ def same_site_path(value: str, name: str) -> str:
 
 def inspector_page(environ: dict, start_response: Callable) -> list[bytes]:
     """``GET /inspect?path=/ticks%3Fcount%3D10``: the stream inspector, watching ``path``
-    (and ``path2`` beside it, if given) as soon as it opens. ``method=POST`` sends
-    ``body`` as JSON."""
+    (and ``path2`` beside it, if given) as soon as it opens. ``method=POST`` fills in a
+    POST of ``body`` as JSON, sent only when the learner presses Watch.
+
+    Why not at once: the POST would leave from the course's own page, so the checks that
+    refuse other sites' POSTs (``streamlib.origins``) would let it through, and any page
+    that links to ``/inspect?path=/broadcast&method=POST&body=...`` could post in the
+    learner's name (a cross-site request forgery through a page of the course; OWASP's
+    CSRF cheat sheet). The page's ``frame-ancestors 'self'`` stops another site framing
+    it to trick the click."""
     from lessons.course import send_text
 
     args = Request(environ).args
@@ -60,6 +71,7 @@ def inspector_page(environ: dict, start_response: Callable) -> list[bytes]:
         body=escape(body),
         get_selected=" selected" if method == "GET" else "",
         post_selected=" selected" if method == "POST" else "",
+        summary=WAITING_FOR_A_POST if method == "POST" else "Type a path and press Watch.",
         script=SCRIPT,
     )
     html = html_page("Stream inspector", STYLE, body)
@@ -103,7 +115,7 @@ see it; after that, the two agree.</p>
   <label>JSON body (POST) <textarea id="body" name="body" rows="2">{body}</textarea></label>
   <div><button id="watch">Watch</button> <button type="button" id="stop">Stop</button></div>
 </form>
-<p id="summary" aria-live="polite">Type a path and press Watch.</p>
+<p id="summary" aria-live="polite">{summary}</p>
 <svg id="timeline" viewBox="0 0 800 320" role="img"
      aria-label="bytes received against milliseconds since the request"></svg>
 <p id="server" aria-live="off">Server: waiting for /stats.</p>
@@ -329,6 +341,16 @@ async function start() {
 }
 
 document.getElementById("stop").addEventListener("click", () => controller.abort());
-// Begin once the page itself has loaded, so that its own loading is not in the figures.
-if (document.getElementById("path").value) window.addEventListener("load", start);
+// Watch on a GET reloads the page at its new address, and the watching begins once the
+// page has loaded, so that its own loading is not in the figures. A POST never begins on
+// load, since a link or a frame on any site can fill this form in: only the Watch button
+// of this very page sends it.
+const asked = (id) => document.getElementById(id).value;
+if (asked("path") && asked("method") === "GET") window.addEventListener("load", start);
+form.addEventListener("submit", (event) => {
+  if (asked("method") !== "POST") return;
+  event.preventDefault();
+  history.replaceState(null, "", "/inspect?" + new URLSearchParams(new FormData(form)));
+  start();
+});
 """

@@ -6,6 +6,7 @@ The tests drive the demo pages with it, and lesson 10's notebook shows what Chro
 with ten EventSources over HTTP/1.1 and over HTTP/2.
 """
 
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -47,6 +48,32 @@ def chromium_page(**options: Any) -> Iterator[Any]:
             yield browser.new_context(**options).new_page()  # page.context.new_page(): a tab
         finally:
             browser.close()
+
+
+def wait_until(page: Any, expression: str, timeout: float = 30_000, every: float = 0.05) -> Any:
+    """Evaluate ``expression`` in ``page`` until it is truthy, and return its value.
+
+    timeout: milliseconds to wait, as Playwright counts them; then ``TimeoutError``.
+    every: seconds between two looks.
+
+    Playwright's own ``wait_for_function`` polls its predicate through ``eval`` inside the
+    page, which the course's pages forbid (their Content-Security-Policy allows their own
+    scripts only, ``lessons.html_page``). ``page.evaluate`` comes from outside, through the
+    DevTools protocol, which the policy does not govern: so this polls from Python.
+    """
+    from playwright.sync_api import Error
+
+    deadline = time.monotonic() + timeout / 1000
+    while True:
+        try:
+            if value := page.evaluate(expression):
+                return value
+        except Error as error:  # the page is navigating: ask the next one
+            if "context was destroyed" not in str(error) and "navigat" not in str(error):
+                raise
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{expression} still false after {timeout:.0f} ms")
+        time.sleep(every)
 
 
 def in_a_thread(function: Callable[..., T], *args: Any) -> T:

@@ -8,6 +8,14 @@ Two ways to send a file from WSGI:
   bytes go from the page cache to the socket without ever entering Python.
 
 :func:`file_body` picks between them.
+
+A served file is not a page of the server. An HTML or SVG file that someone could put in
+the folder (an upload, lesson 11) would run its scripts as the server's own origin, able
+to read every answer and post anywhere on the learner's behalf, were it served as it is.
+:data:`UNTRUSTED_FILE_HEADERS` go with every file: ``Content-Security-Policy: sandbox``
+makes the browser show such a document as an opaque origin with no scripts running (CSP
+Level 3, "sandbox"; HTML, "sandboxing"), and ``nosniff`` stops it guessing HTML where the
+name said text. Images, video and downloads are untouched by either.
 """
 
 import os
@@ -15,6 +23,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 CHUNK_SIZE = 64 * 1024
+UNTRUSTED_FILE_HEADERS = [
+    ("Content-Security-Policy", "sandbox"),
+    ("X-Content-Type-Options", "nosniff"),
+]
 
 
 def iter_file(

@@ -22,11 +22,19 @@ Each check returns the reason to refuse, or None; the course turns a reason into
 """
 
 import ipaddress
+import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# RFC 9110 section 7.2: Host = uri-host [ ":" port ], where (RFC 3986 sections 3.2.2-3.2.3)
+# a host is an IP-literal in brackets, or a reg-name (which an IPv4 address also is), and a
+# port is digits. Nothing else, nothing after: "127.0.0.1:8000.evil.example" is no Host.
+HOST_VALUE = re.compile(
+    r"(?P<host>\[[0-9A-Fa-f:.]+\]|(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})*)"
+    r"(?::(?P<port>[0-9]*))?"
+)
 
 
 def normalize_host(host: str) -> str:
@@ -53,6 +61,30 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def malformed_host(environ: dict) -> str | None:
+    """Why the request's ``Host`` is not a host and an optional port, or None if it is.
+
+    RFC 9112 section 3.2 asks a 400 for a Host with an invalid value. Checked before the
+    name is compared, so that what is compared is a name: ``localhost:80@evil.example``
+    and ``[::1]evil.example`` are neither this server nor any other.
+
+    >>> malformed_host({"HTTP_HOST": "127.0.0.1:8000.evil.example"}) is not None
+    True
+    """
+    raw = environ.get("HTTP_HOST")
+    if raw is None:
+        return None
+    found = HOST_VALUE.fullmatch(raw)
+    if found is not None and found["host"].startswith("["):
+        try:
+            ipaddress.IPv6Address(found["host"][1:-1])
+        except ValueError:
+            found = None
+    if found is None:
+        return f"Host {raw[:60]!r} is not a host and an optional port (RFC 9110 section 7.2)"
+    return None
+
+
 def host_refusal(environ: dict, allowed: Iterable[str] = ()) -> str | None:
     """Why the request's ``Host`` is refused, or None if it names this server.
 
@@ -66,6 +98,8 @@ def host_refusal(environ: dict, allowed: Iterable[str] = ()) -> str | None:
     raw = environ.get("HTTP_HOST")
     if raw is None:
         return None
+    if problem := malformed_host(environ):
+        return problem
     host = normalize_host(raw)
     if is_loopback(host) or host in {normalize_host(name) for name in allowed}:
         return None

@@ -15,6 +15,7 @@ from lessons import lesson_names, load_lesson, load_lessons, spawn_course
 from lessons.course import Lesson, Route, build_app
 from lessons.index_page import curl_commands
 from streamlib import call_app, free_port, serve, spawn_server
+from streamlib.browser import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -354,5 +355,5 @@ def test_the_broadcast_page_says_there_is_no_broker_without_redis(live_url):
 
     with chromium_page() as page:
         page.goto(live_url + "/demo/broadcast")
-        page.wait_for_function("document.getElementById('stream').textContent === 'open'")
+        wait_until(page, "document.getElementById('stream').textContent === 'open'")
         assert page.text_content("#broker").startswith("none: the room lives in this process")

@@ -32,6 +32,7 @@ from lessons.course import build_app
 from streamlib import StreamStats, call_app
 
 ROUTES = [route for lesson in load_lessons() for route in lesson.routes]
+COURSE = build_app(load_lessons(), StreamStats())
 TIMING = {"delay", "interval", "latency", "heartbeat"}
 
 HEADER_NAMES = [
@@ -191,6 +192,50 @@ def test_no_request_makes_a_500_in_process(request, method, request_headers, bod
         body_pieces(response)
     assert response.status_code < 500, (response.status_code, path, request_headers)
     assert stats.snapshot()["open_streams"] == 0, stats.snapshot()
+    assert_guarded(response)
+
+
+def assert_guarded(response) -> None:
+    """Issue 29: every answer forbids sniffing; a page carries a policy that lists its own
+    scripts only and lets no other site frame it; anything else either the same framing
+    rule or, for a served file, a sandbox."""
+    headers = {name.lower(): value for name, value in response.headers}
+    assert headers.get("x-content-type-options") == "nosniff", response.headers
+    policy = headers.get("content-security-policy", "")
+    if headers.get("content-type", "").startswith("text/html"):
+        assert "default-src 'none'" in policy and "script-src " in policy, policy
+        assert "frame-ancestors 'self'" in policy, policy
+    else:
+        assert "frame-ancestors 'self'" in policy or policy == "sandbox", policy
+
+
+PAGES = ["/", "/inspect", "/lessons/{n}", "/demo/events", "/demo/chat", "/demo/video"]
+PAGES += ["/demo/many", "/demo/upload", "/demo/broadcast", "/nowhere", "/files/{n}"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    page=st.sampled_from(PAGES),
+    number=st.one_of(st.integers(-1, 12).map(str), texts),
+    query=st.dictionaries(
+        st.sampled_from(["path", "path2", "method", "body", "n", "name", "rate"]),
+        st.one_of(texts, st.sampled_from(["/ticks", "POST", "GET", "/broadcast"])),
+        max_size=4,
+    ),
+    method=st.sampled_from(["GET", "HEAD", "POST"]),
+)
+def test_every_page_and_error_carries_the_headers_that_keep_other_sites_out(
+    page, number, query, method
+):
+    """The index, the inspector, the lesson pages, the demos and the error pages, asked
+    with any query: never a 5xx, and every answer guarded (:func:`assert_guarded`)."""
+    from urllib.parse import quote, urlencode
+
+    path = page.replace("{n}", quote(number, safe=""))
+    response = call_app(COURSE, path + "?" + urlencode(query), method, {"Host": "127.0.0.1"})
+    body_pieces(response)
+    assert response.status_code < 500
+    assert_guarded(response)
 
 
 # The values that broke the course before, tried on every parameter of every route (a table,

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamlib import call_app, observe
+from streamlib.browser import wait_until
 
 LANES = "window.inspection.lanes"
 ALL_DONE = f"{LANES}.length > 0 && {LANES}.every(lane => lane.doneAt !== null)"
@@ -67,12 +68,12 @@ def browser_page():
 def test_the_timeline_grows_while_the_stream_is_still_arriving(course_process, browser_page):
     page = browser_page
     page.goto(inspect_url(course_process.url, "/ticks?count=6&interval=0.3"))
-    page.wait_for_function(f"{LANES}.length === 1 && {LANES}[0].chunks.length >= 2")
+    wait_until(page, f"{LANES}.length === 1 && {LANES}[0].chunks.length >= 2")
     partway, drawn_partway = page.evaluate(  # one look: a tick may come between two
         f"[{{chunks: {LANES}[0].chunks.length, doneAt: {LANES}[0].doneAt}},"
         " document.querySelectorAll('#timeline circle.chunk').length]"
     )
-    page.wait_for_function(ALL_DONE, timeout=10_000)
+    wait_until(page, ALL_DONE, timeout=10_000)
     done = lanes(page)[0]
     assert partway["doneAt"] is None and 2 <= partway["chunks"] < 6, partway
     assert drawn_partway == partway["chunks"]  # drawn as they came, not at the end
@@ -88,7 +89,7 @@ def test_buffered_is_one_late_block_and_streamed_a_staircase(course_process, bro
     page = browser_page
     query = "?size=80000&piece=8000&delay=0.12"  # ten pieces over 1.2 s
     page.goto(inspect_url(course_process.url, "/buffered" + query, path2="/streamed" + query))
-    page.wait_for_function(ALL_DONE, timeout=20_000)
+    wait_until(page, ALL_DONE, timeout=20_000)
     buffered, streamed = lanes(page)
     assert buffered["total"] == streamed["total"] == 80_000
     # buffered: nothing until the whole body is made, then it comes in a rush. (A busy
@@ -127,7 +128,7 @@ def test_the_figures_match_what_streamlib_observe_measures(course_process, brows
     seen = observe(course_process.url + path)
     page = browser_page
     page.goto(inspect_url(course_process.url, path))
-    page.wait_for_function(ALL_DONE, timeout=10_000)
+    wait_until(page, ALL_DONE, timeout=10_000)
     lane = lanes(page)[0]
     assert lane["total"] == seen.total_bytes and lane["status"] == seen.status
     assert len(seen.chunks) == 8  # one tick a chunk
@@ -153,7 +154,10 @@ def test_the_figures_match_what_streamlib_observe_measures(course_process, brows
 def test_a_post_with_a_body_is_watched_and_its_events_parsed(course_process, browser_page):
     page = browser_page
     page.goto(inspect_url(course_process.url, "/v1/chat/completions", method="POST"))
-    page.wait_for_function(ALL_DONE, timeout=20_000)
+    time.sleep(0.5)
+    assert page.evaluate(f"{LANES}.length") == 0  # a POST waits for the learner (issue 29)
+    page.click("#watch")
+    wait_until(page, ALL_DONE, timeout=20_000)
     lane = lanes(page)[0]
     assert lane["status"] == 200 and lane["events"][-1] == "[DONE]"
     assert len(lane["events"]) >= 3 and '"delta"' in lane["events"][1]
@@ -171,10 +175,10 @@ def test_the_keyboard_alone_starts_and_stops_a_watch(course_process, browser_pag
     page.focus("#path")
     page.keyboard.type("/events?interval=0.2")
     page.keyboard.press("Enter")  # submits the form: the page reloads and watches
-    page.wait_for_function(f"{LANES}.length === 1 && {LANES}[0].chunks.length >= 2")
+    wait_until(page, f"{LANES}.length === 1 && {LANES}[0].chunks.length >= 2")
     page.focus("#stop")
     page.keyboard.press("Enter")
-    page.wait_for_function(ALL_DONE)
+    wait_until(page, ALL_DONE)
     assert lanes(page)[0]["error"] == "stopped"
 
 

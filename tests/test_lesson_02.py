@@ -16,6 +16,7 @@ import requests
 from lessons import load_lesson, load_lessons, spawn_course
 from lessons.course import build_app
 from streamlib import StreamStats, call_app, make_environ, observe, serve, trace_memory
+from streamlib.browser import wait_until
 
 MiB = 1024 * 1024
 HELLO = b"Hello, ranges! 0123456789\n"
@@ -308,7 +309,7 @@ def test_chromium_seeks_the_demo_clip_with_range_requests(live_url):
             lambda r: seen.append((r.url, r.status, r.request.headers.get("range"))),
         )
         page.goto(live_url + "/demo/video")
-        page.wait_for_function("document.getElementById('player').readyState >= 1", timeout=20_000)
+        wait_until(page, "document.getElementById('player').readyState >= 1", timeout=20_000)
         middle = page.evaluate(
             """() => new Promise((resolve) => {
                 const player = document.getElementById("player");

@@ -14,6 +14,7 @@ from httpx_sse import connect_sse
 
 from lessons import load_lesson
 from streamlib import FakeClock, call_app
+from streamlib.browser import wait_until
 from streamlib.sse import parse_events
 
 lesson = load_lesson("04")
@@ -83,6 +84,9 @@ def test_the_headers_flush_at_once_and_carry_no_hop_by_hop_header(course_app):
         "Content-Type": "text/event-stream",
         "Cache-Control": "no-cache",
         "X-Accel-Buffering": "no",
+        # what the course adds to every answer (lesson 02, "Only this machine's pages")
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'; frame-ancestors 'self'",
     }
 
 
@@ -198,7 +202,7 @@ def test_chromium_follows_the_clock(live_url):
 
     with chromium_page() as page:
         page.goto(live_url + "/demo/events?interval=0.1")
-        page.wait_for_function("document.querySelectorAll('li[data-streamed]').length >= 5")
+        wait_until(page, "document.querySelectorAll('li[data-streamed]').length >= 5")
         received = streamed_ids(page)
         state = page.text_content("#state")
     assert state == "open"
@@ -216,15 +220,16 @@ def test_chromium_resumes_after_a_server_restart_with_no_gap_and_no_repeat():
     with chromium_page() as page:
         with spawn_course(port=port) as server:
             page.goto(server.url + "/demo/events?interval=0.1&retry=200")
-            page.wait_for_function("document.querySelectorAll('li[data-streamed]').length >= 5")
+            wait_until(page, "document.querySelectorAll('li[data-streamed]').length >= 5")
         before = streamed_ids(page)
         time.sleep(1.0)  # about ten events happen while no server runs
         with spawn_course(port=port):
-            page.wait_for_function(
-                "document.getElementById('reconnections').textContent === '1'", timeout=20_000
+            wait_until(
+                page, "document.getElementById('reconnections').textContent === '1'", timeout=20_000
             )
             wanted = before[-1] + 15  # past the missed ones, into live events again
-            page.wait_for_function(
+            wait_until(
+                page,
                 "[...document.querySelectorAll('li[data-streamed]')]"
                 f".some(e => +e.dataset.id >= {wanted})",
                 timeout=20_000,

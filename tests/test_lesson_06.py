@@ -9,6 +9,7 @@ import requests
 
 from lessons import load_lesson
 from streamlib import call_app, observe
+from streamlib.browser import wait_until
 from streamlib.fake_llm import reply_tokens
 from streamlib.sse import parse_events
 
@@ -184,11 +185,9 @@ def test_chromium_renders_tokens_as_they_come_and_stop_stops_the_model(live_url,
         page.click("#send")
         page.wait_for_selector("#answer span[data-streamed]")
         generated_when_first_shown = stats.snapshot()["routes"][route]["tokens_generated"]
-        page.wait_for_function(
-            "document.querySelectorAll('#answer span[data-streamed]').length >= 5"
-        )
+        wait_until(page, "document.querySelectorAll('#answer span[data-streamed]').length >= 5")
         page.click("#stop")
-        page.wait_for_function("document.getElementById('status').textContent === 'stopped'")
+        wait_until(page, "document.getElementById('status').textContent === 'stopped'")
         shown = page.eval_on_selector_all("#answer span[data-streamed]", "spans => spans.length")
         entry = wait_closed(stats, route)
         time.sleep(0.3)  # had the model gone on, it would have made 6 more tokens by now

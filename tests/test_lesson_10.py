@@ -11,6 +11,7 @@ from real_programs import need
 
 from lessons import load_lesson, spawn_course
 from streamlib import ServerProcess, call_app, free_port, serve
+from streamlib.browser import wait_until
 from streamlib.certs import CertificateFiles, default_folder, localhost_certificate
 from streamlib.http2 import exchange
 from streamlib.nginx import spawn_nginx
@@ -61,22 +62,22 @@ def test_chromium_holds_six_streams_over_http11_and_all_over_http2(course_and_pr
     course, nginx = course_and_proxy
     with chromium_page(ignore_https_errors=True) as page:
         page.goto(course.url + "/demo/many?n=10")
-        page.wait_for_function("document.querySelectorAll('tr[data-state=open]').length >= 6")
+        wait_until(page, "document.querySelectorAll('tr[data-state=open]').length >= 6")
         time.sleep(1.5)  # an event a second: the four others had their chance
         assert open_streams(page) == 6 and page.text_content("#protocol") == "http/1.1"
         other_tab = page.context.new_page()
         with pytest.raises(PlaywrightTimeout):  # the site's six connections are all streaming
             other_tab.goto(course.url + "/", timeout=2000)
         page.click("#close-first")  # a connection is free: the seventh opens on it
-        page.wait_for_function("document.querySelectorAll('tr[data-state=open]').length == 6")
+        wait_until(page, "document.querySelectorAll('tr[data-state=open]').length == 6")
         states = page.eval_on_selector_all("tr", "rows => rows.map(r => r.dataset.state)")
         assert states[1:].count("open") == 6 and states.count("waiting") == 3, states
 
         page.goto(nginx.url + "/demo/many?n=10")  # leaving closes the six: the tab loads
         other_tab.goto(course.url + "/", timeout=5000)
-        page.wait_for_function("document.querySelectorAll('tr[data-state=open]').length == 10")
+        wait_until(page, "document.querySelectorAll('tr[data-state=open]').length == 10")
         assert page.text_content("#protocol") == "h2"
-        page.wait_for_function("document.querySelectorAll('[data-streamed]').length == 10")
+        wait_until(page, "document.querySelectorAll('[data-streamed]').length == 10")
         other_tab.goto(nginx.url + "/")  # HTTP/2: one more stream on the same connection
 
 

@@ -23,6 +23,7 @@ from urllib3 import encode_multipart_formdata
 from lessons import load_lesson, load_lessons, spawn_course
 from lessons.course import build_app
 from streamlib import StreamStats, call_app, make_environ, peak_rss_bytes, reset_peak_rss, serve
+from streamlib.browser import wait_until
 from streamlib.nginx import spawn_nginx
 from streamlib.observe import before_the_body
 from streamlib.sse import parse_events
@@ -530,7 +531,7 @@ def test_chromium_uploads_256_mib_and_the_server_reports_progress_as_it_comes(tm
         page.goto(course.url + "/demo/upload")
         page.set_input_files("#file", str(source))
         page.click("#send")
-        page.wait_for_function("window.uploadResult !== undefined", timeout=120_000)
+        wait_until(page, "window.uploadResult !== undefined", timeout=120_000)
         result = page.evaluate("window.uploadResult")
         progress = page.evaluate("window.serverProgress")
         growth = peak_rss_bytes(course.pid) - before

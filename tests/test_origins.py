@@ -12,7 +12,7 @@ import sys
 
 import pytest
 import requests
-from conftest import SERVER_KINDS
+from conftest import SERVER_KINDS, WRITE_SERVER_KINDS
 
 from lessons import load_lessons, spawn_course
 from lessons.course import build_app
@@ -33,9 +33,9 @@ def raw(url: str, request: bytes) -> bytes:
     return received
 
 
-@pytest.fixture(scope="module", params=["werkzeug", "gevent"])
+@pytest.fixture(scope="module", params=list(WRITE_SERVER_KINDS))
 def server(request):
-    with spawn_course(*SERVER_KINDS[request.param]) as process:
+    with spawn_course(*WRITE_SERVER_KINDS[request.param]) as process:
         yield process
 
 
@@ -53,6 +53,14 @@ def server(request):
         ("127.0.0.2", 200),  # all of 127.0.0.0/8 is loopback
         ("[::1]:8000", 200),
         ("app.localhost", 200),  # RFC 6761: *.localhost is loopback
+        # Issue 29: a loopback name with something after it is no Host (RFC 9110 7.2): 400
+        ("127.0.0.1:8000.evil.example", 400),
+        ("localhost:80@evil.example", 400),
+        ("[::1]evil.example", 400),
+        ("[::1", 400),
+        ("[evil.example]:80", 400),
+        ("localhost:8000:8000", 400),
+        ("localhost/x", 400),
     ],
 )
 def test_only_this_machine_s_names_are_answered(server, host, status):
@@ -65,6 +73,33 @@ def test_only_this_machine_s_names_are_answered(server, host, status):
 
 
 @pytest.mark.live
+def test_two_host_headers_are_a_400_on_every_server(server):
+    """RFC 9112 section 3.2: a request with two Host lines is a 400. werkzeug took the
+    first of them (issue 29, item 4); gunicorn already refused."""
+    answer = raw(
+        server.url,
+        b"GET /files/ HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\n"
+        b"Connection: close\r\n\r\n",
+    )
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:100]
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("kind", ["werkzeug", "gthread"])
+def test_a_trusted_origin_s_preflight_is_refused_for_a_foreign_host(kind):
+    """With --cors, the preflight of a trusted origin was answered before the Host was
+    checked: a rebound name could ask it. The Host is checked first, always."""
+    trusted = "http://localhost:5173"
+    with spawn_course(*SERVER_KINDS[kind], "--cors", trusted) as course:
+        preflight = {"Origin": trusted, "Access-Control-Request-Method": "POST"}
+        own = requests.options(course.url + CHAT, headers=preflight, timeout=10)
+        foreign = requests.options(
+            course.url + CHAT, headers={**preflight, "Host": "evil.example:8000"}, timeout=10
+        )
+    assert own.status_code == 204 and own.headers["Access-Control-Allow-Origin"] == trusted
+    assert foreign.status_code == 403 and "Access-Control-Allow-Origin" not in foreign.headers
+
+
 def test_http_1_0_without_a_host_is_answered(server):
     answer = raw(server.url, b"GET /files/ HTTP/1.0\r\n\r\n")
     assert answer.startswith(b"HTTP/1.0 200") and b"hello.txt" in answer
