@@ -46,7 +46,9 @@ class Message:
     event: str = "message"
 
 
-@lru_cache(maxsize=4096)
+# Recent messages only: every follower woken by a message asks for it within a pulse.
+# (4,096 here held up to 330 MiB of 10,000-character messages in a worker for good.)
+@lru_cache(maxsize=64)
 def encode(message: Message) -> bytes:
     """The SSE event for ``message``, encoded once and shared by every client that sends it.
 
@@ -75,6 +77,9 @@ class Broadcast:
     """The recent messages of one process, and a way for each client to wait for the next.
 
     keep: how many recent messages to hold, for clients that resume after a reconnect.
+    keep_characters: and at most this many characters of them: what bounds the memory a
+        room holds, whatever the messages' sizes (1,000 of 10,000 characters each would
+        be 10 to 40 MB).
     pulse: seconds between the wake-ups of every follower, with or without a message,
         by which a follower counts its way to its heartbeat.
 
@@ -84,8 +89,12 @@ class Broadcast:
     (True, [])
     """
 
-    def __init__(self, keep: int = 1000, pulse: float = 1.0) -> None:
-        self._recent: deque[Message] = deque(maxlen=keep)
+    def __init__(
+        self, keep: int = 1000, keep_characters: int = 1_000_000, pulse: float = 1.0
+    ) -> None:
+        self._recent: deque[Message] = deque()
+        self._keep, self._keep_characters = keep, keep_characters
+        self._characters = 0  # in the messages held
         self._lock = threading.Lock()
         self._count = 0  # messages ever added here: a client's place is a count
         # Set by the next add or pulse, which puts a fresh one in its place. One event for every
@@ -119,6 +128,9 @@ class Broadcast:
         with self._lock:
             self._count += len(messages)
             self._recent.extend(messages)
+            self._characters += sum(len(message.data) for message in messages)
+            while len(self._recent) > self._keep or self._characters > self._keep_characters:
+                self._characters -= len(self._recent.popleft().data)
         self._wake_followers()
         if self.audience.members:
             self.audience.send(b"".join(encode(message) for message in messages))
@@ -159,7 +171,8 @@ class Broadcast:
         its first ``next``): a client that catches up on missed messages first and follows
         afterwards misses nothing that arrives in between. A batch holds every message
         added since the last one, so a client that was slow to be woken gets several in
-        one write instead of falling behind. One more than ``keep`` behind loses the oldest.
+        one write instead of falling behind. A client further behind than the messages held
+        (``keep``, ``keep_characters``) loses the oldest.
         Clients woken together get the very same :class:`Batch`, encoded once.
         """
         with self._lock:
@@ -196,7 +209,7 @@ class Broadcast:
             new = min(self._count - seen, len(self._recent))
             messages = [self._recent[-n] for n in range(new, 0, -1)]  # from the right end
             batch = Batch(messages, b"".join(encode(message) for message in messages))
-            if len(self._batches_made) >= 64:
+            if len(self._batches_made) >= 16:  # each may hold every message held
                 self._batches_made.clear()
             self._batches_made[seen, self._count] = batch
         return batch

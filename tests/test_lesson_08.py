@@ -23,6 +23,7 @@ from streamlib.broadcast import (
     publish,
     relay,
 )
+from streamlib.browser import wait_until
 from streamlib.sse import HEARTBEAT
 
 fan_out = load_lesson("08_fan_out")
@@ -84,6 +85,17 @@ def test_a_client_more_than_keep_behind_gets_the_newest_keep():
     for n in range(5):
         room.add(Message(str(n), "x"))
     assert [m.id for m in next(live).messages] == ["2", "3", "4"]
+
+
+def test_a_room_holds_at_most_keep_characters_of_messages_however_long():
+    """Issue 29, item 5: 1,000 messages of 10,000 characters were held whatever their size
+    (with their encodings: 125 MiB more in a worker for every 1,000)."""
+    room = Broadcast(keep=1000, keep_characters=25)
+    live = room.follow(heartbeat=5)
+    for n in range(5):
+        room.add(Message(str(n), "x" * 10))
+    assert [m.id for m in next(live).messages] == ["3", "4"]  # 20 characters: a third won't fit
+    assert room.messages_after("1") is None and room.messages_after("3") == [Message("4", "x" * 10)]
 
 
 def test_messages_after_an_id_held_or_none():
@@ -315,21 +327,21 @@ def test_two_chromium_pages_each_see_what_both_send_through_redis(redis_url):
     def send(page, text: str) -> None:
         page.fill("#text", text)
         page.click("button")
-        page.wait_for_function("document.getElementById('status').textContent === 'sent'")
+        wait_until(page, "document.getElementById('status').textContent === 'sent'")
         page.evaluate("document.getElementById('status').textContent = ''")
 
     with two_workers("--redis", redis_url) as server, chromium_page() as first:
         second = first.context.browser.new_page()
         for page in (first, second):
             page.goto(server.url + "/demo/broadcast")
-            page.wait_for_function("document.getElementById('stream').textContent === 'open'")
+            wait_until(page, "document.getElementById('stream').textContent === 'open'")
             assert page.text_content("#broker").startswith("Redis")
         for n in range(3):
             send(first, f"from first {n}")
             send(second, f"from second {n}")
         shown = []
         for page in (first, second):
-            page.wait_for_function("document.querySelectorAll('li[data-streamed]').length >= 6")
+            wait_until(page, "document.querySelectorAll('li[data-streamed]').length >= 6")
             shown.append(
                 page.eval_on_selector_all("li[data-streamed]", "l => l.map(e => e.textContent)")
             )
