@@ -61,9 +61,9 @@ a dead connection writes nothing more, so the client can go on at once (draft se
 once: one is taken, seven get a 409 with the offset to resume from. A finished upload
 keeps answering ``Upload-Complete: ?1`` and refuses more bytes (400). ``DELETE``
 cancels; an upload nobody touches for ``--upload-expiry`` seconds (a day) is reclaimed,
-first of all when the disk is full. Left out of the draft: ``OPTIONS *``, content codings
-carried across appends, and interop version 5 (draft -03), which sends appends without a
-media type.
+first of all when the disk is full. Draft -03 (interop version 5, tus-js-client's
+``ietf-draft-03``) works too: its appends carry no media type. Left out of the draft:
+``OPTIONS *``, and content codings carried across appends.
 
 **When the body stops coming.** A client that sends ten bytes of a megabyte and then
 nothing holds a worker until something gives up, and gunicorn's gthread and gevent workers
@@ -152,6 +152,7 @@ from lessons.course import Lesson, Route, send_text
 from streamlib import float_param, int_param
 from streamlib.resumable import (
     INTEROP_VERSION,
+    INTEROP_VERSIONS,
     MAX_AGE,
     PARTIAL_UPLOAD,
     Held,
@@ -440,7 +441,7 @@ def create_resumable(environ: dict, start_response: Callable) -> list[bytes]:
     with making_room(environ, length or content_length or 0):
         upload_id = create_upload(folder, name, length)
         location = f"/resumable/{upload_id}"
-        if environ.get("HTTP_UPLOAD_DRAFT_INTEROP_VERSION") == INTEROP_VERSION and content_length:
+        if draft_version(environ) and content_length:
             say_where(environ, location)
         held = append_upload(
             folder,
@@ -454,6 +455,12 @@ def create_resumable(environ: dict, start_response: Callable) -> list[bytes]:
     return answer_held(environ, start_response, upload_id, held, location)
 
 
+def draft_version(environ: dict) -> str | None:
+    """The draft's interop version the client says it speaks, if the course speaks it too."""
+    version = environ.get("HTTP_UPLOAD_DRAFT_INTEROP_VERSION", "").strip()
+    return version if version in INTEROP_VERSIONS else None
+
+
 def say_where(environ: dict, location: str) -> None:
     """Send ``104 Upload Resumption Supported`` with the upload's address, if the server
     offers a way (the course's dev server does: ``streamlib.devserver``). Only to a client
@@ -462,7 +469,7 @@ def say_where(environ: dict, location: str) -> None:
     informational = environ.get("streamlib.informational")
     if informational is not None:
         limit = f"max-size={max_upload(environ)}, expires={upload_expiry(environ)}"
-        headers = [("Upload-Draft-Interop-Version", INTEROP_VERSION), ("Location", location)]
+        headers = [("Upload-Draft-Interop-Version", draft_version(environ)), ("Location", location)]
         informational("104 Upload Resumption Supported", [*headers, ("Upload-Limit", limit)])
 
 
@@ -507,7 +514,8 @@ def append_resumable(environ: dict, start_response: Callable) -> list[bytes]:
     that says the right one; so is being overtaken by a newer request for the upload."""
     upload_id = upload_id_of(environ)
     mimetype, _ = parse_options_header(environ.get("CONTENT_TYPE", ""))
-    if mimetype != PARTIAL_UPLOAD:
+    untyped_draft_03 = draft_version(environ) == "5" and not mimetype  # -03 has no type yet
+    if mimetype != PARTIAL_UPLOAD and not untyped_draft_03:
         raise UnsupportedMediaType(f"Content-Type: send {PARTIAL_UPLOAD} to append to an upload")
     offset = header_integer(environ, "Upload-Offset")
     if offset is None:

@@ -1,7 +1,8 @@
 """Resumable uploads: a dropped upload goes on from the byte where it stopped.
 
 The server's side of the IETF draft "Resumable Uploads for HTTP" at version -05
-(interop version 6, which tus-js-client speaks as ``protocol: "ietf-draft-05"``):
+(interop version 6, which tus-js-client speaks as ``protocol: "ietf-draft-05"``; its
+``"ietf-draft-03"``, interop version 5, works too):
 https://datatracker.ietf.org/doc/html/draft-ietf-httpbis-resumable-upload-05
 
 1. **Create.** A request with ``Upload-Complete`` and a body (any method) makes an upload
@@ -55,6 +56,9 @@ from werkzeug.exceptions import BadRequest, Conflict, HTTPException, NotFound
 from streamlib.uploads import refuse_non_file, storage_errors, sync_folder
 
 INTEROP_VERSION = "6"  # draft -04 and -05; the header a client and a 104 carry
+# Also spoken: interop version 5, draft -03, whose appends carry no media type
+# (tus-js-client's "ietf-draft-03"). Otherwise the same requests and answers.
+INTEROP_VERSIONS = ("5", INTEROP_VERSION)
 PARTIAL_UPLOAD = "application/partial-upload"  # the media type of an append
 PROBLEM_TYPES = "https://iana.org/assignments/http-problem-types#"
 MAX_AGE = 24 * 60 * 60  # seconds an untouched upload is kept: a day to resume it
@@ -412,6 +416,7 @@ def remove_unless_busy(folder: Path, upload_id: str) -> bool:
 
 __all__ = [
     "INTEROP_VERSION",
+    "INTEROP_VERSIONS",
     "MAX_AGE",
     "PARTIAL_UPLOAD",
     "Held",

@@ -207,9 +207,10 @@ def reset(sock: socket.socket) -> None:
         sock.close()
 
 
+@pytest.mark.parametrize("protocol", ["ietf-draft-05", "ietf-draft-03"])
 @pytest.mark.parametrize("cut", ["reset", "silent"])
 def test_tus_js_client_uploads_5_mb_through_a_cut_link_with_its_default_retries(
-    course, tmp_path, cut
+    course, tmp_path, cut, protocol
 ):
     """Issue 28, items 8 and 9: tus-js-client 4.3.1 in its ``ietf-draft-05`` mode failed
     every upload ("invalid or missing offset value"), and after a silent link gave up."""
@@ -222,7 +223,7 @@ def test_tus_js_client_uploads_5_mb_through_a_cut_link_with_its_default_retries(
     with CuttingProxy(port, after=2_000_000, silent=cut == "silent") as proxy:
         endpoint = f"http://127.0.0.1:{proxy.port}/uploads/tus-{cut}.bin"
         done = subprocess.run(
-            [node, str(TUS_CLIENT / "tus_upload.js"), endpoint, str(source)],
+            [node, str(TUS_CLIENT / "tus_upload.js"), endpoint, str(source), protocol],
             capture_output=True,
             text=True,
             timeout=60,
