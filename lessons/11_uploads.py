@@ -68,7 +68,8 @@ first of all when the disk is full. Draft -03 (interop version 5, tus-js-client'
 **When the body stops coming.** A client that sends ten bytes of a megabyte and then
 nothing holds a worker until something gives up, and gunicorn's gthread and gevent workers
 never do (27.0.1: no setting bounds a wait for the body). So the app gives each wait for the body
-``--body-timeout`` seconds (10; ``streamlib.uploads.reads_give_up_after``): 408. Each
+``--body-timeout`` seconds (10; ``streamlib.uploads.reads_give_up_after``): 408 (the
+dev server's own reader ends such a body at the same wait: 400). Each
 byte restarts the wait, so a client trickling a byte at a time still holds a worker:
 nginx in front holds it instead (below).
 

@@ -119,6 +119,8 @@ def read_body(read: Callable[[int], bytes], size: int = -1) -> bytes:
     """
     try:
         return read(size)
+    except HTTPException:  # a reader that is itself read_body's work (CountingInput)
+        raise
     except TimeoutError:
         raise RequestTimeout("the body stopped coming; send it again, or resume it") from None
     except Exception as error:

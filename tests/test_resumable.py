@@ -40,7 +40,7 @@ def course(request, tmp_path_factory) -> Iterator[tuple[str, Path]]:
     flags = (*WRITE_SERVER_KINDS[request.param], "--uploads", str(folder), "--max-upload", "8M")
     flags += ("--body-timeout", str(BODY_TIMEOUT))
     with spawn_course(*flags) as server:
-        yield server.url, folder
+        yield server.url, folder, request.param
 
 
 def new_upload(url: str, name: str) -> str:
@@ -55,7 +55,7 @@ def partial_of(folder: Path, at: str) -> bytes:
 
 
 def test_eight_appends_at_one_offset_have_exactly_one_accepted(course):
-    url, folder = course
+    url, folder, _kind = course
     at = new_upload(url, "raced.bin")
     held = b""
     for round_ in range(15):
@@ -78,7 +78,7 @@ def test_after_a_silent_link_the_next_append_is_taken_at_once(course):
     """A connection that dies without a reset (a phone leaving Wi-Fi): the server still
     waits on it. HEAD and a new PATCH at the offset HEAD gave must be served at once, and
     bytes the dead connection still delivers later must not be written."""
-    url, folder = course
+    url, folder, _kind = course
     at = new_upload(url, "phone.bin")
     data = random.Random(9).randbytes(200_000)
     host, port = url.removeprefix("http://").split(":")
@@ -108,7 +108,7 @@ def test_after_a_silent_link_the_next_append_is_taken_at_once(course):
 def test_a_body_that_stops_coming_is_given_up_after_the_body_timeout(course, method):
     """Issue 28, item 7: ten bytes of a megabyte, then silence with the connection open,
     were still held after 150 s on gthread and gevent."""
-    url, folder = course
+    url, folder, kind = course
     path = "/uploads/stalled.bin"
     head = f"Content-Length: {2**20}\r\n"
     if method == "PATCH":
@@ -124,7 +124,9 @@ def test_a_body_that_stops_coming_is_given_up_after_the_body_timeout(course, met
         while data := sock.recv(65536):  # until the server closes the connection
             answer += data
         took = time.monotonic() - began
-    assert answer.split(b" ")[1] in (b"400", b"408"), answer[:200]  # 400: the dev server's
+    # gunicorn: the app's own 408; the dev server's reader ends the body at the stall: 400
+    expected = b"400" if kind == "werkzeug" else b"408"
+    assert answer.split(b" ")[1] == expected, answer[:200]
     assert BODY_TIMEOUT - 0.5 < took < BODY_TIMEOUT + 6, f"held {took:.1f} s"
     assert not (folder / "stalled.bin").exists()
 
@@ -215,7 +217,7 @@ def test_tus_js_client_uploads_5_mb_through_a_cut_link_with_its_default_retries(
     """Issue 28, items 8 and 9: tus-js-client 4.3.1 in its ``ietf-draft-05`` mode failed
     every upload ("invalid or missing offset value"), and after a silent link gave up."""
     node = tus_js_client()
-    url, folder = course
+    url, folder, _kind = course
     data = random.Random(cut).randbytes(5_000_000)
     source = tmp_path / "source.bin"
     source.write_bytes(data)
