@@ -28,8 +28,8 @@ from bench import (
     lesson09,
     lesson11,
 )
-from streamlib.nginx import nginx_binary
-from streamlib.serving import unwind_on_sigterm
+from lab.nginx import nginx_binary
+from lab.serving import unwind_on_sigterm
 
 BENCHMARKS = [
     *(lesson01, lesson02, lesson03, lesson05, lesson06, lesson07, lesson08, lesson09, lesson11)

@@ -17,8 +17,8 @@ matplotlib.use("Agg")  # files only, no window
 import matplotlib.pyplot as plt
 
 from bench.report import targets_and_plot
+from lab import observe, trace_memory
 from lessons import spawn_course
-from streamlib import observe, trace_memory
 
 MiB = 1024 * 1024
 SERVERS = {

@@ -38,9 +38,9 @@ import psutil
 
 from bench.cores import clients_on_the_last_core, pin
 from bench.report import targets_and_plot
+from lab import ServerProcess, trace_memory
+from lab.nginx import spawn_nginx
 from lessons import spawn_course
-from streamlib import ServerProcess, trace_memory
-from streamlib.nginx import spawn_nginx
 
 MiB = 1024 * 1024
 GUNICORN_SYNC = ("--server", "gunicorn", "--worker-class", "sync")

@@ -16,8 +16,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from bench.report import targets_and_plot
+from lab import observe
 from lessons import spawn_course
-from streamlib import observe
 
 SERVERS = {
     "werkzeug dev server": (),

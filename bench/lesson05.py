@@ -17,8 +17,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from bench.report import targets_and_plot
+from lab import observe, trace_memory
 from lessons import spawn_course
-from streamlib import observe, trace_memory
 from streamlib.json_stream import parse_json_array, parse_ndjson
 
 MiB = 1024 * 1024

@@ -1,10 +1,10 @@
 """Lesson 07: SSE fan-out. How many clients each gunicorn worker class serves, how promptly.
 
 For each worker class and crowd size, a fresh one-worker server streams lesson 04's clock,
-one event a second, to ``streamlib.load.crowd``: lean asyncio clients that note when each
+one event a second, to ``lab.load.crowd``: lean asyncio clients that note when each
 event arrived against when it was due. gevent also serves lesson 07's ``/shared-events``
 (one ticker for every stream, each event encoded once). The yardstick is Node with the
-tutorial the course comes from (``streamlib.node_clock``: a timer per connection, the same
+tutorial the course comes from (``lab.node_clock``: a timer per connection, the same
 event bytes), one process like the worker; and CPython's floor, ``bench.one_loop``: not
 WSGI, one loop that sends each event to every socket. The server is pinned to one core and
 the clients spread over the others, one process per core, and their own CPU is reported: a
@@ -34,13 +34,13 @@ import psutil
 
 from bench.cores import can_pin, clients_on_spare_cores, pin
 from bench.report import targets_and_plot
+from lab import ServerProcess, spawn_server
+from lab.load import crowd
+from lab.nginx import spawn_nginx
+from lab.node_clock import spawn_node_clock
+from lab.serving import free_port
+from lab.slow_clients import answer_time, slow_clients
 from lessons import load_lesson, spawn_course
-from streamlib import ServerProcess, spawn_server
-from streamlib.load import crowd
-from streamlib.nginx import spawn_nginx
-from streamlib.node_clock import spawn_node_clock
-from streamlib.serving import free_port
-from streamlib.slow_clients import answer_time, slow_clients
 
 WORKER_CLASSES = {
     "sync": ("--worker-class", "sync"),
@@ -162,7 +162,7 @@ def slow_clients_section(quick: bool) -> tuple[list[str], list[tuple[str, bool]]
     parts = ["headers"] if quick else ["headers", "body"]
     lines = [
         "\n### Slow clients\n",
-        "Slow clients send their request one byte a second (`streamlib.slow_clients`); then"
+        "Slow clients send their request one byte a second (`lab.slow_clients`); then"
         " a normal client asks for `/`. Each cell: how long it waited for its answer, or"
         " *none* within 3 s. A fresh server for every cell.\n",
         "| server | part sent slowly | " + " | ".join(f"{n} slow clients" for n in counts) + " |",
@@ -278,9 +278,9 @@ def run(out: Path, quick: bool = False) -> str:
         " encoded once), and so does the fan-out worker (`streamlib.fanout_worker`: gevent's,"
         " plus one loop that writes each event to every caught-up client's socket). Node runs"
         " the tutorial's pattern with the same event bytes"
-        " (`streamlib.node_clock`), and `bench.one_loop` is CPython's floor: no WSGI, one loop"
+        " (`lab.node_clock`), and `bench.one_loop` is CPython's floor: no WSGI, one loop"
         " sends each event to every socket. Core budget: every server 1 core (pinned), the"
-        f" clients (asyncio, `streamlib.load.crowd`) {client_cores} core(s), one process"
+        f" clients (asyncio, `lab.load.crowd`) {client_cores} core(s), one process"
         " each; *client cores* is how much of them the clients used. Latency: an event's"
         " arrival (the kernel's receive stamp, so a busy client does not add to it) minus its"
         " due time, over every event received. Served: clients that got every event of the"

@@ -2,7 +2,7 @@
 
 A fresh redis-server and a fresh server for each run: the course on two gunicorn workers
 (``--redis``), or the yardstick, one Node process relaying the same stream
-(``streamlib.node_relay``), the two taking turns. ``streamlib.load.crowd`` connects the
+(``lab.node_relay``), the two taking turns. ``lab.load.crowd`` connects the
 clients to ``/broadcast``; once
 they are all in, a publisher adds 100 messages a second to the Redis Stream for the
 measuring window, each stamped with when it was published (``"sent"``, ms since the
@@ -31,12 +31,12 @@ import redis
 from bench.cores import clients_on_the_last_core, loopback_receive_on_spare_cores, pin
 from bench.report import targets_and_plot
 from bench.write_pass import write_pass_ms
+from lab.load import COUNT_EVERY, crowd
+from lab.node_relay import spawn_node_relay
+from lab.redis_server import spawn_redis
+from lab.serving import ServerProcess, free_port, spawn_server
 from lessons import spawn_course
 from streamlib.broadcast import publish
-from streamlib.load import COUNT_EVERY, crowd
-from streamlib.node_relay import spawn_node_relay
-from streamlib.redis_server import spawn_redis
-from streamlib.serving import ServerProcess, free_port, spawn_server
 
 WORKER_CLASSES = {
     "gevent": ("--worker-class", "gevent"),
@@ -88,11 +88,11 @@ def one_loop(redis_url: str, clients: int) -> AbstractContextManager[ServerProce
 
 
 def node(redis_url: str, clients: int) -> AbstractContextManager[ServerProcess]:
-    """The yardstick: one Node process relaying the same stream (``streamlib.node_relay``)."""
+    """The yardstick: one Node process relaying the same stream (``lab.node_relay``)."""
     return spawn_node_relay(redis_url)
 
 
-# Clients that time every delivery; the rest count theirs (streamlib.load.crowd). At 100
+# Clients that time every delivery; the rest count theirs (lab.load.crowd). At 100
 # messages a second, 5,000 clients each woken for every message were more than the
 # clients' core could do (1.09 of it in the run of 2026-11-27), so the rows measured the
 # load generator.
@@ -210,7 +210,7 @@ def run(out: Path, quick: bool = False) -> str:
         f" {' and '.join(str(n) for n in sizes)} SSE clients while {rate:.0f} messages a second"
         f" are published to it for {window:.0f} s (`streamlib.broadcast.publish`, straight to"
         " Redis). Beside it, the yardstick: one Node process relaying the same stream the"
-        " Node way, one reader and a `res.write` to every client (`streamlib.node_relay`, the"
+        " Node way, one reader and a `res.write` to every client (`lab.node_relay`, the"
         " same bytes); and CPython's floor: `bench.one_loop`, one process with no WSGI that"
         " reads the stream and sends what each read brings to every socket. They take turns,"
         f" {rounds} round(s); each row is the run with the"

@@ -25,10 +25,11 @@ import matplotlib.pyplot as plt
 from bench.cores import clients_on_spare_cores
 from bench.lesson07 import NODE, TICKER, WORKER_CLASSES, against_node, median_run, one_worker
 from bench.report import targets_and_plot
+from lab import ServerProcess, free_port, spawn_server
+from lab.node_clock import spawn_node_clock
 from lessons import load_lessons
 from lessons.course import build_app
-from streamlib import ServerProcess, call_app, free_port, spawn_server
-from streamlib.node_clock import spawn_node_clock
+from streamlib import call_app
 
 PREFIXES = {"WSGI (lessons 02-04)": "", "Flask": "/flask", "Django": "/django"}
 ASGI = "uvicorn + Starlette, asyncio + h11 (ASGI)"
@@ -114,7 +115,7 @@ def run(out: Path, quick: bool = False) -> str:
     ]
     lines += [
         f"\nFan-out, as lesson 07 measures it: every server one process pinned to one core,"
-        f" the clients (`streamlib.load.crowd`) on {client_cores} other core(s); the SSE clock"
+        f" the clients (`lab.load.crowd`) on {client_cores} other core(s); the SSE clock"
         f" to every client for {window:.0f} s, in {rounds} interleaved round(s); each row the"
         " run with the median p99.\n",
         "| server | clients | served | p50 ms | p99 ms | p99 × Node's (spread) | KiB per"

@@ -21,7 +21,7 @@ import sys
 import time
 
 from bench.cores import can_pin, loopback_receive_on_spare_cores
-from streamlib.serving import unwind_on_sigterm
+from lab.serving import unwind_on_sigterm
 
 
 def write_pass_ms(sockets: int, rounds: int = 5) -> float:

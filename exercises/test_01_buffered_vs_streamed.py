@@ -9,7 +9,8 @@ import tracemalloc
 import requests
 from grading import Happened, RowSource, tutor
 
-from streamlib import call_app, serve
+from lab import serve
+from streamlib import call_app
 
 EXERCISE = "01_buffered_vs_streamed"
 ROWS = [f"row {n}: {'x' * 24}\n".encode() for n in range(5)]

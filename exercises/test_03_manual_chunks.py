@@ -9,7 +9,8 @@ import time
 import requests
 from grading import tutor
 
-from streamlib import FakeClock, serve
+from lab import serve
+from streamlib import FakeClock
 
 EXERCISE = "03_manual_chunks"
 

@@ -12,7 +12,8 @@ import requests
 import sseclient
 from grading import Happened, tutor
 
-from streamlib import call_app, serve
+from lab import serve
+from streamlib import call_app
 from streamlib.sse import parse_events
 
 EXERCISE = "04_server_sent_events"

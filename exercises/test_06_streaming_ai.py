@@ -10,7 +10,7 @@ import time
 import requests
 from grading import tutor
 
-from streamlib import serve
+from lab import serve
 from streamlib.sse import parse_events
 
 EXERCISE = "06_streaming_ai"

@@ -14,8 +14,8 @@ from contextlib import contextmanager
 import requests
 from grading import tutor
 
-from streamlib import free_port, spawn_server
-from streamlib.load import crowd
+from lab import free_port, spawn_server
+from lab.load import crowd
 
 EXERCISE = "07_production"
 LESSONS = "03_manual_chunks,04_server_sent_events"  # the app serves /ticks and /events

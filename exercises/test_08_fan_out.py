@@ -12,7 +12,7 @@ import time
 import pytest
 from grading import tutor
 
-from streamlib import free_port
+from lab import free_port
 
 EXERCISE = "08_fan_out"
 STREAM = "room"
@@ -41,7 +41,7 @@ UNAVAILABLE = b"event: broker\ndata: unavailable\n\n"
 
 
 def test_task1_sends_each_message_after_last_id_oldest_first(exercise, redis_folder):
-    from streamlib.redis_server import spawn_redis
+    from lab.redis_server import spawn_redis
 
     with spawn_redis(folder=redis_folder) as server:
         redis = connect(server.url)
@@ -60,7 +60,7 @@ def test_task1_sends_each_message_after_last_id_oldest_first(exercise, redis_fol
 
 
 def test_task1_without_last_id_only_later_messages_are_sent(exercise, redis_folder):
-    from streamlib.redis_server import spawn_redis
+    from lab.redis_server import spawn_redis
 
     with spawn_redis(folder=redis_folder) as server:
         redis = connect(server.url)
@@ -82,7 +82,7 @@ def test_task1_without_last_id_only_later_messages_are_sent(exercise, redis_fold
 
 
 def test_task2_waits_with_block_and_beats_when_quiet(exercise, redis_folder):
-    from streamlib.redis_server import spawn_redis
+    from lab.redis_server import spawn_redis
 
     with spawn_redis(folder=redis_folder) as server:
         redis = connect(server.url)
@@ -105,7 +105,7 @@ def test_task2_waits_with_block_and_beats_when_quiet(exercise, redis_folder):
 
 
 def test_task2_a_message_wakes_it_at_once(exercise, redis_folder):
-    from streamlib.redis_server import spawn_redis
+    from lab.redis_server import spawn_redis
 
     with spawn_redis(folder=redis_folder) as server:
         redis = connect(server.url)
@@ -127,7 +127,7 @@ def test_task2_a_message_wakes_it_at_once(exercise, redis_folder):
 
 
 def test_task3_survives_a_redis_restart_and_resumes_after_the_last_id(exercise, redis_folder):
-    from streamlib.redis_server import spawn_redis
+    from lab.redis_server import spawn_redis
 
     port = free_port()
     with spawn_redis(port, redis_folder) as server:

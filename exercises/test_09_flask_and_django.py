@@ -15,7 +15,8 @@ from django.conf import settings
 from django.test import RequestFactory
 from grading import Happened, RowSource, tutor
 
-from streamlib import call_app, serve
+from lab import serve
+from streamlib import call_app
 from streamlib.sse import parse_events
 
 EXERCISE = "09_flask_and_django"

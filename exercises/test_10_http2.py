@@ -2,7 +2,7 @@
 
 Tests are named after the tasks in ``exercises/10_http2.py``. Each starts a real nginx with
 your ``server {}`` block on a free loopback port, in front of a real WSGI server, and reads
-it over HTTP/2 (``streamlib.http2``), trusting a certificate authority made for the test.
+it over HTTP/2 (``lab.http2``), trusting a certificate authority made for the test.
 """
 
 import ssl
@@ -14,12 +14,12 @@ from grading import Happened, tutor
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Request
 
+from lab import free_port, serve
+from lab.certs import CertificateFiles, localhost_certificate
+from lab.http2 import Arrival, exchange
+from lab.nginx import spawn_nginx_config
 from lessons import load_lesson
 from lessons.course import build_app
-from streamlib import free_port, serve
-from streamlib.certs import CertificateFiles, localhost_certificate
-from streamlib.http2 import Arrival, exchange
-from streamlib.nginx import spawn_nginx_config
 
 EXERCISE = "10_http2"
 

@@ -38,7 +38,7 @@ up), the server calls ``close()`` on the iterable. For a generator that raises
 stream releases what it holds. ``/stats`` counts streams started and closed. The guarantee
 is PEP 3333's, and so it is only as good as the server: gunicorn keeps it, and werkzeug's
 dev server skipped ``close()`` when a client reset the connection right after the last
-byte, so the course runs werkzeug through ``streamlib.devserver``, which keeps it too.
+byte, so the course runs werkzeug through ``lab.devserver``, which keeps it too.
 
 **What buffering costs a server.** ``/buffered`` holds twice its body while it joins the
 pieces, so it takes at most 256 MiB (``/streamed``: 1 GiB, in 1 MiB of memory), and all
@@ -64,7 +64,7 @@ from werkzeug.exceptions import BadRequest, HTTPException
 from werkzeug.wrappers import Request
 
 from lessons.cli import run_lesson
-from lessons.course import Lesson, Route
+from lessons.routes import Lesson, Route
 from streamlib import float_param, int_param
 from streamlib.params import check_duration
 

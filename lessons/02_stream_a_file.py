@@ -110,12 +110,6 @@ folder; by default the course creates a sample folder on first use.
 Notebook: ``notebooks/02_stream_a_file.ipynb``. Exercise: ``exercises/02_stream_a_file.py``.
 """
 
-import math
-import mimetypes
-import os
-import struct
-import tempfile
-import wave
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from html import escape
@@ -124,61 +118,15 @@ from urllib.parse import quote
 
 from werkzeug.exceptions import BadRequest, NotFound, PreconditionFailed
 from werkzeug.http import http_date
-from werkzeug.utils import get_content_type
 from werkzeug.wrappers import Request
 
 from lessons.cli import run_lesson
-from lessons.course import Lesson, Route, send_text
+from lessons.folders import CLIP_NAME, sample_folder, served_folder  # noqa: F401
+from lessons.routes import Lesson, Route, send_text
 from streamlib.conditional import evaluate_preconditions
-from streamlib.files import UNTRUSTED_FILE_HEADERS, file_body
+from streamlib.files import UNTRUSTED_FILE_HEADERS, file_body, media_type
 from streamlib.paths import resolve_under
 from streamlib.ranges import requested_range
-
-CLIP_NAME = "tone.wav"
-CLIP_SECONDS = 600  # long enough that a browser fetches it in ranges rather than whole
-CLIP_RATE = 8000  # samples per second, 16-bit mono: 16 KB a second
-
-
-def served_folder(environ: dict) -> Path:
-    """The folder ``/files/`` serves: ``--files DIR``, or the course's sample folder."""
-    configured = environ.get("course.files")
-    return Path(configured) if configured else sample_folder()
-
-
-def sample_folder() -> Path:
-    """Return the course's sample folder, creating it and its files on first use.
-
-    It lives in the user's cache (``$XDG_CACHE_HOME`` or ``~/.cache``), under
-    ``streamlib/files``: a short text file and a tone clip for the media demo.
-    """
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    folder = cache / "streamlib" / "files"
-    folder.mkdir(parents=True, exist_ok=True)
-    if not (folder / "hello.txt").exists():
-        _write_atomically(folder / "hello.txt", lambda f: f.write(b"Hello from lesson 02.\n"))
-    if not (folder / CLIP_NAME).exists():
-        _write_atomically(folder / CLIP_NAME, _write_tone)
-    return folder
-
-
-def _write_atomically(path: Path, write: Callable) -> None:
-    # Several gunicorn workers may create the folder at once: write aside, then rename.
-    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as part:
-        write(part)
-    os.replace(part.name, path)
-
-
-def _write_tone(file: object) -> None:
-    """Write a WAV clip of a 400 Hz tone, made with the standard library's ``wave``."""
-    period = CLIP_RATE // 400  # samples per cycle: 20, so one cycle repeats exactly
-    cycle = b"".join(
-        struct.pack("<h", int(8000 * math.sin(2 * math.pi * n / period))) for n in range(period)
-    )
-    with wave.open(file, "wb") as clip:
-        clip.setnchannels(1)
-        clip.setsampwidth(2)
-        clip.setframerate(CLIP_RATE)
-        clip.writeframes(cycle * (CLIP_SECONDS * CLIP_RATE // period))
 
 
 def find_file(environ: dict) -> Path:
@@ -188,12 +136,6 @@ def find_file(environ: dict) -> Path:
     if path is None:
         raise NotFound()
     return path
-
-
-def content_type(path: Path) -> str:
-    """The file's media type, guessed from its name; text gets ``charset=utf-8``."""
-    mimetype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    return get_content_type(mimetype, "utf-8")
 
 
 def serve_file(environ: dict, start_response: Callable) -> Iterable[bytes]:
@@ -223,7 +165,7 @@ def serve_file(environ: dict, start_response: Callable) -> Iterable[bytes]:
     else:
         status, (start, stop) = "206 Partial Content", byte_range
         headers.append(("Content-Range", f"bytes {start}-{stop - 1}/{size}"))
-    headers += [("Content-Type", content_type(path)), ("Content-Length", str(stop - start))]
+    headers += [("Content-Type", media_type(path)), ("Content-Length", str(stop - start))]
     start_response(status, headers + UNTRUSTED_FILE_HEADERS)  # never runs as the course
     if environ["REQUEST_METHOD"] == "HEAD":
         return []  # headers only: not even the server's file wrapper opens the file
@@ -234,7 +176,7 @@ def serve_file_buffered(environ: dict, start_response: Callable) -> list[bytes]:
     """The way not to do it: read the whole file into memory, then send it."""
     path = find_file(environ)
     body = path.read_bytes()
-    headers = [("Content-Type", content_type(path)), ("Content-Length", str(len(body)))]
+    headers = [("Content-Type", media_type(path)), ("Content-Length", str(len(body)))]
     start_response("200 OK", headers + UNTRUSTED_FILE_HEADERS)
     return [body]
 
@@ -300,7 +242,7 @@ def media_files(folder: Path) -> list[str]:
     return [
         entry.name
         for entry in sorted(folder.iterdir())
-        if content_type(entry).startswith(("audio/", "video/"))
+        if media_type(entry).startswith(("audio/", "video/"))
         and resolve_under(folder, entry.name) is not None
     ]
 
@@ -316,7 +258,7 @@ def demo_video(environ: dict, start_response: Callable) -> list[bytes]:
     path = resolve_under(folder, name)
     if path is None:
         raise BadRequest(f"name: expected a file in the served folder, got {name!r}")
-    element = "video" if content_type(path).startswith("video/") else "audio"
+    element = "video" if media_type(path).startswith("video/") else "audio"
     others = " ".join(
         f'<a href="?name={quote(other)}">{escape(other)}</a>' for other in found if other != name
     )

@@ -1,10 +1,12 @@
 """Lesson 03: manual chunks. ``tick N`` every 500 ms, and what it looks like on the wire.
 
 **The pattern.** A generator that yields a line when it has one: the server writes each
-yield to the socket as soon as it comes. PEP 3333 forbids the server to hold a block back:
-"WSGI servers, gateways, and middleware must not delay the transmission of any block; they
-must either fully transmit the block to the client, or guarantee that they will continue
-transmission even while the application is producing its next block."
+yield to the socket as soon as it comes. ``streamlib.timing.ticks`` is the one this
+lesson serves: ``for n in paced(count, interval): yield f"tick {n}\\n".encode()``.
+PEP 3333 forbids the server to hold a block back: "WSGI servers, gateways, and
+middleware must not delay the transmission of any block; they must either fully transmit
+the block to the client, or guarantee that they will continue transmission even while
+the application is producing its next block."
 
 **On the wire: chunked encoding.** The app sends no ``Content-Length`` (it cannot know it),
 so an HTTP/1.1 server frames the body itself with ``Transfer-Encoding: chunked``
@@ -21,7 +23,7 @@ response has no ``Content-Length``, whatever the request's version, so it answer
 HTTP/1.0 request with chunks, which RFC 9112 section 6.1 forbids ("A server MUST NOT send
 a response containing Transfer-Encoding unless the corresponding request indicates
 HTTP/1.1"). curl copes; a strict HTTP/1.0 client would not. The course runs werkzeug with
-``streamlib.devserver.SpecRequestHandler``, which answers 1.0 with 1.0. The notebook
+``lab.devserver.SpecRequestHandler``, which answers 1.0 with 1.0. The notebook
 shows both servers on the wire, and a test reads every route with a strict parser (h11).
 
 **On schedule.** ``streamlib.timing.paced`` sleeps until ``start + n * interval``, not for
@@ -48,47 +50,13 @@ Try it (``python lessons/03_manual_chunks.py``, or ``python -m lessons``)::
 Notebook: ``notebooks/03_manual_chunks.ipynb``. Exercise: ``exercises/03_manual_chunks.py``.
 """
 
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 
 from werkzeug.wrappers import Request
 
 from lessons.cli import run_lesson
-from lessons.course import Lesson, Route
-from streamlib import float_param, int_param
-from streamlib.params import check_duration
-from streamlib.timing import paced
-
-MAX_COUNT = 100_000
-MAX_INTERVAL = 60.0
-
-
-def ticks(
-    count: int,
-    interval: float,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
-) -> Iterator[bytes]:
-    """Yield ``tick 0``, ``tick 1``, ... one line every ``interval`` seconds, on schedule.
-
-    count: how many ticks.
-    interval: seconds between ticks; the first comes at once.
-    clock, sleep: as for ``streamlib.timing.paced``; tests pass fake ones.
-
-    >>> list(ticks(2, 0.0))
-    [b'tick 0\\n', b'tick 1\\n']
-    """
-    for n in paced(count, interval, clock, sleep):
-        yield f"tick {n}\n".encode()
-
-
-def ticks_for(args: Mapping[str, str]) -> Iterator[bytes]:
-    """The ticks that a request's query ``args`` ask for (``count``, ``interval``), every
-    parameter checked before the first tick: a bad one raises werkzeug's ``BadRequest``."""
-    count = int_param(args, "count", 10, 0, MAX_COUNT)
-    interval = float_param(args, "interval", 0.5, 0.0, MAX_INTERVAL)
-    check_duration("interval", count, "ticks", interval)
-    return ticks(count, interval)
+from lessons.routes import Lesson, Route
+from streamlib.timing import ticks, ticks_for  # noqa: F401 (ticks: the lesson's generator)
 
 
 def serve_ticks(environ: dict, start_response: Callable) -> Iterator[bytes]:

@@ -11,7 +11,9 @@ again, sending the last id it saw as the ``Last-Event-ID`` header. The server re
 it. Here each event's id is its number on the clock (event n is due at n x interval seconds
 since 1970), so missed events can be recomputed, even by a server that restarted in between,
 and the replay is bounded: at most ``REPLAY_LIMIT`` events back. A ``Last-Event-ID`` that is
-not a number, lies in the future, or is too old starts a fresh stream; never an error.
+not a number, lies in the future, or is too old starts a fresh stream; never an error. The
+clock is ``streamlib.clock``: ``first_event_id`` picks where to start, ``clock_events``
+yields each event when due.
 
 **Headers.** ``Content-Type: text/event-stream``; ``Cache-Control: no-cache`` (a cached
 stream is a broken stream); ``X-Accel-Buffering: no`` (tells nginx not to buffer this one
@@ -32,7 +34,7 @@ writes back, such as the gzip middleware of lesson 07, must watch the socket its
 The failed write ends the stream, and the server calls its ``close()``,
 which runs its ``finally``: PEP 3333 obliges every server to call it, however the response
 ends. gunicorn does; plain werkzeug skipped it when a client reset the connection right
-after the last event, so the course's werkzeug runs with ``streamlib.devserver``, and a
+after the last event, so the course's werkzeug runs with ``lab.devserver``, and a
 test resets five clients after ``[DONE]`` and counts five streams closed.
 
 **From another origin.** A page served elsewhere (a front end on ``localhost:5173``) may
@@ -54,127 +56,22 @@ reconnect and catch up. Notebook: ``notebooks/04_server_sent_events.ipynb``. Exe
 ``exercises/04_server_sent_events.py``.
 """
 
-import json
-import math
-import re
-import time
-from collections.abc import Callable, Iterator, Mapping
-from typing import NamedTuple
-
-from werkzeug.wrappers import Request
+from collections.abc import Callable
 
 from lessons.cli import run_lesson
-from lessons.course import Lesson, Route, send_text
-from streamlib import float_param, int_param
-from streamlib.sse import SSE_HEADERS, event_stream, format_event
+from lessons.routes import Lesson, Route, send_text
+from streamlib.clock import (  # noqa: F401 (the lesson's clock, in the library)
+    REPLAY_LIMIT,
+    clock_event,
+    clock_events,
+    clock_stream,
+    first_event_id,
+    serve_clock,
+)
 
-REPLAY_LIMIT = 1000  # events: how far back a reconnecting client may resume
-MAX_COUNT = 1_000_000
-EVENT_ID = re.compile(r"[0-9]{1,18}")  # the clock's ids: ASCII digits, far fewer than 18
-
-
-def first_event_id(last_event_id: str | None, now: float, interval: float) -> int:
-    """The id of the first event to send: the one after ``last_event_id``, or the next due.
-
-    last_event_id: the ``Last-Event-ID`` header, if the client sent one.
-    now: the time, seconds since the epoch; interval: seconds between events.
-
-    >>> first_event_id(None, 100.5, 1.0), first_event_id("98", 100.5, 1.0)
-    (101, 99)
-    >>> first_event_id("not a number", 100.5, 1.0), first_event_id("5000", 100.5, 1.0)
-    (101, 101)
-    >>> first_event_id("9" * 5000, 100.5, 1.0)  # not one of ours: int() would even refuse it
-    101
-    """
-    due_next = math.ceil(now / interval)
-    if last_event_id is None or not EVENT_ID.fullmatch(last_event_id):
-        return due_next
-    after = int(last_event_id) + 1
-    if after > due_next or due_next - after > REPLAY_LIMIT:
-        return due_next  # from the future, or too old to replay: start fresh
-    return after
-
-
-def clock_event(n: int, interval: float) -> bytes:
-    """Event ``n`` of the clock: id n, and as data the time it is due, ``{"time": <ms>}``.
-
-    >>> clock_event(3, 0.5)
-    b'id: 3\\ndata: {"time": 1500}\\n\\n'
-    """
-    return format_event(json.dumps({"time": round(n * interval * 1000)}), id=str(n))
-
-
-def clock_events(
-    first_id: int,
-    count: int | None,
-    interval: float,
-    heartbeat: float,
-    clock: Callable[[], float] = time.time,
-    sleep: Callable[[float], None] = time.sleep,
-) -> Iterator[bytes | None]:
-    """Yield clock events from ``first_id``, each when due, and None after each idle heartbeat.
-
-    Event n is due at n x interval seconds since the epoch; its id is n and its data
-    ``{"time": <ms since the epoch>}``. Events already due (a resumed stream) come at once.
-
-    first_id: the first event's number (see :func:`first_event_id`).
-    count: how many events, or None for no end.
-    interval: seconds between events; heartbeat: the longest silence, in seconds.
-    clock, sleep: the wall clock and how to wait; tests pass fake ones.
-    """
-    last = None if count is None else first_id + count
-    n = first_id
-    while last is None or n < last:
-        due = n * interval
-        while (wait := due - clock()) > 0:
-            if wait > heartbeat:
-                sleep(heartbeat)
-                yield None  # nothing for a heartbeat's length: event_stream sends a comment
-            else:
-                sleep(wait)
-        yield clock_event(n, interval)
-        n += 1
-
-
-class ClockParams(NamedTuple):
-    """What a request asks of the clock: how many events (None: no end), the seconds
-    between them and between heartbeats, and the reconnection delay in ms."""
-
-    count: int | None
-    interval: float
-    heartbeat: float
-    retry: int
-
-
-def clock_params(args: Mapping[str, str]) -> ClockParams:
-    """The clock's parameters from a request's query ``args``, each checked: a bad one
-    raises werkzeug's ``BadRequest``, saying what was wrong."""
-    return ClockParams(
-        count=int_param(args, "count", -1, 0, MAX_COUNT) if args.get("count") else None,
-        interval=float_param(args, "interval", 1.0, 0.01, 3600.0),
-        heartbeat=float_param(args, "heartbeat", 15.0, 0.1, 300.0),
-        retry=int_param(args, "retry", 1000, 0, 600_000),
-    )
-
-
-def clock_stream(args: Mapping[str, str], last_event_id: str | None) -> Iterator[bytes]:
-    """The SSE clock that a request's query ``args`` and ``Last-Event-ID`` header ask for.
-
-    Every parameter is checked now, before the stream starts, so that a bad one is a 400
-    while a status can still be sent. Any framework can serve what this returns: lesson 09
-    does it in Flask and Django.
-    """
-    asked = clock_params(args)
-    first = first_event_id(last_event_id, time.time(), asked.interval)
-    events = clock_events(first, asked.count, asked.interval, asked.heartbeat)
-    return event_stream(events, retry=asked.retry)
-
-
-def serve_events(environ: dict, start_response: Callable) -> Iterator[bytes]:
-    """``GET /events?count=&interval=1&heartbeat=15&retry=1000``: the SSE clock."""
-    body = clock_stream(Request(environ).args, environ.get("HTTP_LAST_EVENT_ID"))
-    start_response("200 OK", SSE_HEADERS)
-    return body
+# The clock itself, and its resumption from Last-Event-ID, are the library's:
+# streamlib.clock (first_event_id, clock_events, clock_stream, serve_clock).
+serve_events = serve_clock
 
 
 DEMO_PAGE = """<!doctype html>

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from werkzeug.wrappers import Request
 
 from lessons.cli import run_lesson
-from lessons.course import Lesson, Route
+from lessons.routes import Lesson, Route
 from streamlib import float_param, int_param
 from streamlib.json_stream import iter_json_array, iter_ndjson
 from streamlib.params import check_duration

@@ -36,7 +36,7 @@ which a second server on the same machine would collide with.)
 
 **Slow clients.** A server must read a request before it answers it, and a client decides
 how fast it sends. One that sends its headers, or its body, one byte a second
-("slowloris", ``streamlib.slow_clients``) holds whatever reads for it. Measured by the
+("slowloris", ``lab.slow_clients``) holds whatever reads for it. Measured by the
 tests with 12 such clients (one byte a second) and one normal ``GET /``:
 
 +---------------------------------+---------------------+----------------------------------+
@@ -243,18 +243,17 @@ from functools import lru_cache
 from werkzeug.exceptions import BadRequest
 from werkzeug.wrappers import Request
 
-from lessons import load_lesson
+from lab.nginx import nginx_location  # noqa: F401 (lesson 07's config, made by lab.nginx)
 from lessons.cli import run_lesson
-from lessons.course import Lesson, Route
+from lessons.routes import Lesson, Route
 from streamlib import float_param, int_param
+from streamlib.clock import MAX_EVENTS, clock_event, first_event_id, serve_clock
 from streamlib.compress import gzip_responses
 from streamlib.fanout import Audience, SharedStream
 from streamlib.params import check_duration
 from streamlib.sse import SSE_HEADERS, event_stream
 from streamlib.ticker import Ticker
-
-manual_chunks = load_lesson("03_manual_chunks")
-server_sent_events = load_lesson("04_server_sent_events")
+from streamlib.timing import MAX_TICK_INTERVAL, MAX_TICKS, ticks
 
 
 def serve_proxy_ticks(environ: dict, start_response: Callable) -> Iterator[bytes]:
@@ -264,8 +263,8 @@ def serve_proxy_ticks(environ: dict, start_response: Callable) -> Iterator[bytes
     tells nginx whether to buffer this one response; absent, no header (nginx's default).
     """
     args = Request(environ).args
-    count = int_param(args, "count", 5, 0, manual_chunks.MAX_COUNT)
-    interval = float_param(args, "interval", 0.3, 0.0, manual_chunks.MAX_INTERVAL)
+    count = int_param(args, "count", 5, 0, MAX_TICKS)
+    interval = float_param(args, "interval", 0.3, 0.0, MAX_TICK_INTERVAL)
     check_duration("interval", count, "ticks", interval)
     headers = [("Content-Type", "text/plain; charset=utf-8")]
     accel = args.get("x_accel_buffering")
@@ -274,12 +273,12 @@ def serve_proxy_ticks(environ: dict, start_response: Callable) -> Iterator[bytes
             raise BadRequest(f"x_accel_buffering: expected yes or no, got {accel!r}")
         headers.append(("X-Accel-Buffering", accel))
     start_response("200 OK", headers)
-    return manual_chunks.ticks(count, interval)
+    return ticks(count, interval)
 
 
 # One ticker for every stream of this process, and each event encoded once for all of them:
 # the cache holds the last few, which is all that the streams of one tick ask for.
-shared_clock_event = lru_cache(maxsize=64)(server_sent_events.clock_event)
+shared_clock_event = lru_cache(maxsize=64)(clock_event)
 # Under streamlib.fanout_worker, the streams that have caught up are members of one audience,
 # and the ticker sends each event to all of them in one loop.
 CLOCK_AUDIENCE = Audience()
@@ -336,12 +335,10 @@ def serve_shared_events(environ: dict, start_response: Callable) -> Iterator[byt
     args = Request(environ).args
     count = None  # endless, as /events without a count
     if args.get("count"):
-        count = int_param(args, "count", -1, 0, server_sent_events.MAX_COUNT)
+        count = int_param(args, "count", -1, 0, MAX_EVENTS)
     heartbeat = float_param(args, "heartbeat", 15.0, 0.1, 300.0)
     retry = int_param(args, "retry", 1000, 0, 600_000)
-    first = server_sent_events.first_event_id(
-        environ.get("HTTP_LAST_EVENT_ID"), time.time(), ONE_SECOND.interval
-    )
+    first = first_event_id(environ.get("HTTP_LAST_EVENT_ID"), time.time(), ONE_SECOND.interval)
     start_response("200 OK", SSE_HEADERS)
     if count is not None or heartbeat < ONE_SECOND.interval:  # a stream of its own
         return event_stream(shared_clock_events(ONE_SECOND, first, count, heartbeat), retry=retry)
@@ -351,9 +348,9 @@ def serve_shared_events(environ: dict, start_response: Callable) -> Iterator[byt
 
 # Lesson 04's SSE clock behind the compression middleware, configured three ways.
 GZIP_MODES = {
-    "naive": gzip_responses(server_sent_events.serve_events),
-    "skip": gzip_responses(server_sent_events.serve_events, skip_types=("text/event-stream",)),
-    "flush": gzip_responses(server_sent_events.serve_events, sync_flush=True),
+    "naive": gzip_responses(serve_clock),
+    "skip": gzip_responses(serve_clock, skip_types=("text/event-stream",)),
+    "flush": gzip_responses(serve_clock, sync_flush=True),
 }
 
 
@@ -368,56 +365,6 @@ def serve_gzip_events(environ: dict, start_response: Callable) -> Iterable[bytes
     if mode not in GZIP_MODES:
         raise BadRequest(f"mode: expected one of {', '.join(GZIP_MODES)}, got {mode!r}")
     return GZIP_MODES[mode](environ, start_response)
-
-
-def nginx_location(
-    upstream: str,
-    *,
-    buffering: bool = True,
-    http11: bool = False,
-    gzip: bool = False,
-    read_timeout: str | None = None,
-    client_timeout: str | None = None,
-    request_buffering: bool = True,
-    max_body: str | None = None,
-) -> str:
-    """Return an nginx ``location / {}`` block that proxies every request to ``upstream``.
-
-    upstream: the WSGI server's URL, such as ``http://127.0.0.1:8000``.
-    buffering: nginx's default; False adds ``proxy_buffering off;`` (pieces pass at once).
-    http11: speak HTTP/1.1 to the upstream (keep-alive, chunked) instead of nginx's 1.0.
-    gzip: compress text responses on their way out, as many sites do.
-    read_timeout: how long the upstream may stay silent before nginx cuts the response,
-        in nginx's units (``"1s"``, ``"1h"``); nginx's default is 60 s.
-    client_timeout: how long a client may take between two reads of its request's
-        headers, and of its body, before nginx gives up on it (``client_header_timeout``,
-        ``client_body_timeout``; 60 s by default). nginx holds slow clients itself, in its
-        event loop, and passes on only whole requests: a slow client never reaches a worker.
-    request_buffering: nginx's default, the whole request body read (to a temporary file
-        past 16 KiB) before the upstream sees the request; False adds
-        ``proxy_request_buffering off;``: the body passes on as it comes (lesson 11).
-    max_body: the largest request body nginx lets through, such as ``"1g"``
-        (``client_max_body_size``; nginx's default is 1m, 413 above; ``"0"``: no limit).
-
-    ``streamlib.nginx.spawn_nginx(nginx_location(url))`` starts a real nginx with it.
-    """
-    lines = [f"proxy_pass {upstream};", "proxy_set_header Host $http_host;"]
-    if http11:
-        lines += ["proxy_http_version 1.1;", 'proxy_set_header Connection "";']
-    if not buffering:
-        lines.append("proxy_buffering off;")
-    if not request_buffering:
-        lines.append("proxy_request_buffering off;")
-    if max_body:
-        lines.append(f"client_max_body_size {max_body};")
-    if gzip:
-        lines += ["gzip on;", "gzip_types text/plain text/event-stream;", "gzip_min_length 1;"]
-    if read_timeout:
-        lines.append(f"proxy_read_timeout {read_timeout};")
-    server = ""  # these two belong to the server block, not the location
-    if client_timeout:
-        server = f"client_header_timeout {client_timeout};\nclient_body_timeout {client_timeout};\n"
-    return server + "location / {\n" + "".join(f"    {line}\n" for line in lines) + "}"
 
 
 LESSON = Lesson(

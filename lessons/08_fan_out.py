@@ -37,7 +37,7 @@ and restart the Redis process mid-broadcast and count zero lost.
 
 **At scale** (``bench/results/README.md``), beside a yardstick: one Node process relaying
 the same stream the Node way, one reader and a ``res.write`` to every client for every
-message (``streamlib.node_relay``), taking turns on the same core budget (servers and
+message (``lab.node_relay``), taking turns on the same core budget (servers and
 Redis on one core, the clients on the other). At 100 messages a second, none lost at
 1,000 or 5,000 clients on any server. Two gevent workers: p99 162 ms at 1,000 clients
 against Node's 72 (2.2 times, 1.9 to 3.1 over the rounds), 946 ms at 5,000 against 783
@@ -101,7 +101,7 @@ from werkzeug.exceptions import BadRequest, HTTPException
 from werkzeug.wrappers import Request
 
 from lessons.cli import run_lesson
-from lessons.course import Lesson, Route, send_text
+from lessons.routes import Lesson, Route, send_text
 from streamlib import float_param
 from streamlib.bodies import read_json
 from streamlib.broadcast import (

@@ -100,7 +100,7 @@ from werkzeug.exceptions import NotFound
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from lessons.cli import run_lesson
-from lessons.course import Lesson, Route
+from lessons.routes import Lesson, Route
 from streamlib import call_app
 
 

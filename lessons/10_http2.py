@@ -23,7 +23,7 @@ every WSGI server. nginx speaks HTTP/2 and TLS to the browser and HTTP/1.1 to th
 with lesson 07's config for streams: ``proxy_buffering off``, HTTP/1.1 upstream, a read
 timeout longer than the heartbeat. ``python -m lessons --https`` starts it in front of the
 course, with a certificate for ``localhost`` made at start by a certificate authority of
-the course's own (``streamlib.certs``, with trustme: nothing is downloaded), and prints the
+the course's own (``lab.certs``, with trustme: nothing is downloaded), and prints the
 URL. Nothing in the app changes: HTTP/2 is the proxy's business.
 
 **What the proxy removes.** ``Connection``, ``Keep-Alive``, ``Transfer-Encoding`` and
@@ -35,7 +35,7 @@ send them: the server frames the body, whichever protocol it speaks.
 **Flow control.** Each stream has a window: the sender may have only so many bytes in
 flight (64 KiB by default) until the reader makes room (``WINDOW_UPDATE``). A client that
 stops reading one stream stops that stream alone; the other streams on the connection go
-on (``streamlib.http2.exchange`` shows it: one stream left unread holds at 65,535 bytes
+on (``lab.http2.exchange`` shows it: one stream left unread holds at 65,535 bytes
 while another's ticks keep coming). Meanwhile nginx keeps what it has read of that answer,
 and once its buffer and the kernel's are full it stops reading from the app, whose next
 write then waits: 200 MB on a stream left unread still has its generator open two seconds
@@ -55,48 +55,17 @@ Try it (``python -m lessons --https``, or ``python lessons/10_http2.py --https``
 """
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from html import escape
 from typing import Any
 
 from werkzeug.wrappers import Request
 
-from lessons import load_lesson
+from lab.browser import wait_until
+from lab.nginx import https_proxy, spawn_nginx  # noqa: F401 (lesson 10's front end)
 from lessons.cli import run_lesson
-from lessons.course import Lesson, Route, send_text
-from streamlib import ServerProcess, int_param
-from streamlib.browser import wait_until
-from streamlib.certs import CertificateFiles, localhost_certificate
-from streamlib.nginx import spawn_nginx
-
-production = load_lesson("07")
-
-
-@contextmanager
-def https_proxy(
-    upstream: str, *, port: int | None = None, certificate: CertificateFiles | None = None
-) -> Iterator[ServerProcess]:
-    """nginx in front of ``upstream`` (the course's URL): HTTPS and HTTP/2 to browsers,
-    HTTP/1.1 to the course, with lesson 07's config for streams and lesson 11's for uploads.
-
-    port: the port nginx listens on; a free one by default.
-    certificate: the files to serve; by default a fresh one for localhost, signed by the
-        course's CA (``streamlib.certs.localhost_certificate``).
-    """
-    # Request bodies pass on as they come, and the course's own cap answers (lesson 11).
-    location = production.nginx_location(
-        upstream,
-        buffering=False,
-        http11=True,
-        read_timeout="1h",
-        request_buffering=False,
-        max_body="0",
-    )
-    files = certificate or localhost_certificate()
-    with spawn_nginx(location, tls=files, port=port) as nginx:
-        yield nginx
-
+from lessons.routes import Lesson, Route, send_text
+from streamlib import int_param
 
 MANY_PAGE = """<!doctype html>
 <html lang="en">

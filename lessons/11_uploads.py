@@ -20,7 +20,7 @@ request with neither has no body (RFC 9112 section 6.3). A request that frames i
 two ways at once (``Transfer-Encoding`` and ``Content-Length``, two different lengths, a
 chunk size of ``0x3``) is refused before the app runs: a server that guessed would store
 a different body than the client sent. The course's dev server checks 79 such cases from
-llhttp's and Go's published tests (``streamlib.framing``); gunicorn, with the app's own
+llhttp's and Go's published tests (``lab.framing``); gunicorn, with the app's own
 check of transfer codings, agrees on all but one (leading zeros in a chunk size).
 
 **Refuse before the body comes.** Over ``--max-upload`` (1 GiB unless told), a
@@ -28,7 +28,7 @@ check of transfer codings, agrees on all but one (leading zeros in a chunk size)
 the cap. A client sending a large body can ask first: ``Expect: 100-continue`` (curl does
 past 1 MiB) and wait for ``100 Continue`` before sending. PEP 3333 lets the server say it
 at once or at the app's first read; the course's dev server waits for the read
-(``streamlib.devserver``), so a refused upload costs the client nothing. gunicorn says it
+(``lab.devserver``), so a refused upload costs the client nothing. gunicorn says it
 at once, and plain werkzeug twice: the client starts sending, then meets the 413.
 
 **Never half a file.** The body goes to a hidden temporary file beside the target,
@@ -147,9 +147,9 @@ from werkzeug.http import parse_options_header
 from werkzeug.utils import secure_filename
 from werkzeug.wrappers import Request
 
-from lessons import load_lesson
 from lessons.cli import run_lesson
-from lessons.course import Lesson, Route, send_text
+from lessons.folders import upload_folder
+from lessons.routes import Lesson, Route, send_text
 from streamlib import float_param, int_param
 from streamlib.resumable import (
     INTEROP_VERSION,
@@ -176,7 +176,7 @@ from streamlib.uploads import (
     body_pieces,
     declared_length,
     file_sha256,
-    read_body,
+    read_piece,
     reads_give_up_after,
     refuse_non_file,
     replace_durably,
@@ -186,22 +186,11 @@ from streamlib.uploads import (
     temporary_beside,
 )
 
-files_lesson = load_lesson("02")
-
 MAX_UPLOAD = 1024**3  # bytes; --max-upload changes it
 # The most a form's text fields (and werkzeug's parser buffer) may hold; files go to disk.
 FORM_FIELDS_MEMORY = 1024 * 1024
 UPLOAD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 UPLOAD_ID = re.compile(r"[0-9a-f]{32}")  # streamlib.resumable's: 128 random bits in hex
-
-
-def upload_folder(environ: dict) -> Path:
-    """Where uploads go: ``--uploads DIR``, or ``uploads/`` inside the folder ``/files/``
-    serves (lesson 02), so that ``/files/uploads/NAME`` sends a stored file back."""
-    configured = environ.get("course.uploads")
-    folder = Path(configured) if configured else files_lesson.served_folder(environ) / "uploads"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def max_upload(environ: dict) -> int:
@@ -318,7 +307,7 @@ def put_upload_buffered(environ: dict, start_response: Callable) -> list[bytes]:
     refuse_non_file(path)
     with making_room(environ, length), storage_errors(path):
         with reads_give_up_after(environ, body_timeout(environ)):
-            body = read_body(environ["wsgi.input"].read, length)
+            body = read_piece(environ["wsgi.input"].read, length)
         if len(body) < length:
             raise BadRequest(f"the body stopped after {len(body)} of {length} bytes")
         with temporary_beside(path) as (file, temporary):
@@ -464,7 +453,7 @@ def draft_version(environ: dict) -> str | None:
 
 def say_where(environ: dict, location: str) -> None:
     """Send ``104 Upload Resumption Supported`` with the upload's address, if the server
-    offers a way (the course's dev server does: ``streamlib.devserver``). Only to a client
+    offers a way (the course's dev server does: ``lab.devserver``). Only to a client
     that sent the draft's interop version: others may take any 1xx but ``100 Continue`` for
     the final answer (CPython 3.11's ``http.client``, under requests, does)."""
     informational = environ.get("streamlib.informational")

@@ -2,7 +2,19 @@
 
 A lesson module holds a WSGI app per route, a ``LESSON`` that describes them, and a
 ``__main__`` block that serves the lesson alone. Module names start with a digit, so
-they cannot be written in an ``import`` statement; :func:`load_lesson` imports them.
+they cannot be written in an ``import`` statement; :func:`load_lesson` imports them for
+the course server, the pages and the tests. A lesson never loads another: what two
+lessons share is in the library (``streamlib.timing``'s ticks, ``streamlib.clock``), in
+the instruments (``lab.nginx``'s proxy config) or in a module of this package that both
+import by name:
+
+- :mod:`lessons.routes`: ``Lesson``, ``Route`` and the small answers (the wiring's leaf);
+- :mod:`lessons.folders`: the folders ``/files/`` serves and uploads go to (02, 09, 11);
+- :mod:`lessons.chat`: the fake model's chat endpoint (06, 09).
+
+The course server is :mod:`lessons.course` (with its pages, :mod:`lessons.pages`,
+:mod:`lessons.index_page`, :mod:`lessons.inspector`); ``python -m lessons`` is
+:mod:`lessons.cli`. No two of these import each other round a circle (a test checks).
 """
 
 import importlib
@@ -44,7 +56,7 @@ def spawn_course(*flags: str, port: int | None = None):
     """
     import sys
 
-    from streamlib import free_port, spawn_server
+    from lab import free_port, spawn_server
 
     port = port or free_port()
     return spawn_server([sys.executable, "-m", "lessons", "--port", str(port), *flags], port)

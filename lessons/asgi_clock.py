@@ -32,12 +32,11 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route
 from werkzeug.exceptions import Forbidden, HTTPException
 
-from lessons import load_lesson
-from lessons.course import plain_error
+from lessons.routes import plain_error
+from streamlib.clock import clock_event, clock_params, first_event_id
 from streamlib.origins import host_refusal
 from streamlib.sse import HEARTBEAT, SSE_HEADERS, format_event
 
-server_sent_events = load_lesson("04")
 streams = {"open_streams": 0, "streams_closed": 0}  # this process's, for /stats
 
 
@@ -58,7 +57,7 @@ async def clock_events(
                 yield HEARTBEAT
                 continue
             await asyncio.sleep(max(0.0, wait))
-            yield server_sent_events.clock_event(n, interval)
+            yield clock_event(n, interval)
             n += 1
     finally:  # however it ends: done, or cancelled when the client's disconnect arrives
         streams["open_streams"] -= 1
@@ -81,9 +80,9 @@ async def plain_text_error(request: Request, error: HTTPException) -> Response:
 async def events(request: Request) -> Response:
     """``GET /events?count=&interval=1&heartbeat=15&retry=1000``: lesson 04's clock."""
     check_host(request)
-    asked = server_sent_events.clock_params(request.query_params)
+    asked = clock_params(request.query_params)
     last_event_id = request.headers.get("last-event-id")
-    first = server_sent_events.first_event_id(last_event_id, time.time(), asked.interval)
+    first = first_event_id(last_event_id, time.time(), asked.interval)
     body = clock_events(first, asked.count, asked.interval, asked.heartbeat, asked.retry)
     return StreamingResponse(body, headers=dict(SSE_HEADERS))
 

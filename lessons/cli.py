@@ -20,12 +20,14 @@ from typing import Any
 
 import psutil
 
-from lessons import lesson_names, load_lesson, load_lessons
-from lessons.course import Lesson, build_app
+from lab import gunicorn_args
+from lab.nginx import https_proxy
+from lab.serving import unwind_on_sigterm
+from lessons import lesson_names, load_lessons
+from lessons.course import build_app
 from lessons.index_page import curl_commands
-from streamlib import gunicorn_args
+from lessons.routes import Lesson
 from streamlib.origins import is_loopback, normalize_host
-from streamlib.serving import unwind_on_sigterm
 
 DEFAULT_MAX_UPLOAD = "1G"
 DEFAULT_UPLOAD_EXPIRY = 24 * 60 * 60  # seconds: a day to resume an upload (streamlib.resumable)
@@ -237,7 +239,7 @@ def serve_lessons(lessons: Sequence[Lesson], args: argparse.Namespace) -> None:
     if not args.https:
         serve_with(lessons, args)
         return
-    with load_lesson("10").https_proxy(base, port=args.https_port) as proxy:
+    with https_proxy(base, port=args.https_port) as proxy:
         print(https_note(proxy.url.replace("127.0.0.1", "localhost")), flush=True)
         unwind_on_sigterm()  # so that nginx is stopped too
         serve_with(lessons, args, become=False)
@@ -252,7 +254,7 @@ def serve_with(lessons: Sequence[Lesson], args: argparse.Namespace, become: bool
     if args.server == "werkzeug":
         from werkzeug.serving import run_simple
 
-        from streamlib.devserver import SpecRequestHandler
+        from lab.devserver import SpecRequestHandler
 
         app = build_app(lessons, settings=course_settings(args))
         # the handler's own wait for a stalled body, as the app's is under gunicorn
@@ -264,7 +266,7 @@ def serve_with(lessons: Sequence[Lesson], args: argparse.Namespace, become: bool
 
 def https_note(url: str) -> str:
     """What to tell a learner about the HTTPS URL and its certificate (lesson 10)."""
-    from streamlib.certs import default_folder
+    from lab.certs import default_folder
 
     ca = default_folder() / "ca.pem"
     return (

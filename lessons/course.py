@@ -16,7 +16,6 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -31,10 +30,10 @@ from werkzeug.exceptions import (
 )
 from werkzeug.routing import Map, RequestRedirect, Rule
 
-from lessons.html_page import page_headers
 from lessons.index_page import render_index
 from lessons.inspector import inspector_page
 from lessons.pages import page_routes
+from lessons.routes import Lesson, WSGIApp, send_text
 from streamlib import StreamStats
 from streamlib.origins import (
     cors_headers,
@@ -43,63 +42,8 @@ from streamlib.origins import (
     malformed_host,
 )
 
-WSGIApp = Callable[..., Any]
 MAX_DESCRIPTION = 200  # characters of an error's one-line description
 logger = logging.getLogger("lessons")
-
-
-@dataclass(frozen=True)
-class Route:
-    """One HTTP route of a lesson.
-
-    path: a werkzeug rule such as ``/streamed`` or ``/files/<path:name>``; the matched
-        arguments reach the app in ``environ["wsgiorg.routing_args"]``.
-    app: the WSGI app that answers it. It must check its input and call
-        ``start_response`` *before* it returns its iterable (see ``streamlib.params``).
-    summary: one sentence for the index page.
-    example: a path and query string to try, shown as a ``curl -N`` command.
-    methods: the HTTP methods; ``GET`` also answers ``HEAD``.
-    streams: count its responses in ``/stats``: True for every method, False for none,
-        or the methods whose answers stream, such as ``("GET",)`` when POST only accepts.
-    example_body: a JSON request body to go with ``example``, for a POST route.
-    free_text: query parameters that take any text (``prompt``), not a bounded value.
-    limits: what bounds its cost, for the index: ``"bodies up to 1 MiB (413 above)"``, or
-        ``"endless on purpose"`` for a stream that runs until the client leaves.
-    curl_flags: more flags its curl command needs to show the point, such as
-        ``--compressed`` (curl asks for no compression without it).
-    """
-
-    path: str
-    app: WSGIApp
-    summary: str
-    example: str = ""
-    methods: tuple[str, ...] = ("GET",)
-    streams: bool | tuple[str, ...] = True
-    example_body: bytes = b""
-    free_text: tuple[str, ...] = ()
-    limits: str = ""
-    curl_flags: str = ""
-
-    def streams_for(self, method: str) -> bool:
-        """Whether an answer to ``method`` is a stream, to be counted in ``/stats``."""
-        return self.streams if isinstance(self.streams, bool) else method in self.streams
-
-
-@dataclass(frozen=True)
-class Lesson:
-    """A lesson: its number and slug (as in ``lessons/01_buffered_vs_streamed.py``),
-    a title, a one-paragraph summary, its routes and its browser demos (path, label)."""
-
-    number: int
-    slug: str
-    title: str
-    summary: str
-    routes: tuple[Route, ...]
-    demos: tuple[tuple[str, str], ...] = field(default=())
-
-    @property
-    def name(self) -> str:
-        return f"{self.number:02d}_{self.slug}"
 
 
 def build_app(
@@ -230,31 +174,6 @@ def _stats_json(stats: StreamStats) -> str:
     return json.dumps(
         {**stats.snapshot(), "pid": os.getpid(), "rss_bytes": process.memory_info().rss}
     )
-
-
-def send_text(environ: dict, start_response: Callable, content_type: str, text: str) -> list[bytes]:
-    """Answer 200 with ``text`` (UTF-8) as ``content_type``, its length, and no body for HEAD.
-
-    For small answers built whole: pages, listings, JSON. Streams are the lessons' job.
-    A page (``text/html``) goes out with :func:`lessons.html_page.page_headers`.
-    """
-    body = text.encode()
-    headers = [
-        ("Content-Type", f"{content_type}; charset=utf-8"),
-        ("Content-Length", str(len(body))),
-    ]
-    if content_type == "text/html":
-        headers += page_headers(text)  # its own scripts and styles only; framed by none
-    start_response("200 OK", headers)
-    return [] if environ["REQUEST_METHOD"] == "HEAD" else [body]
-
-
-def plain_error(error: HTTPException) -> tuple[str, list[tuple[str, str]]]:
-    """An HTTP error as the course answers it: one line of text, ``400 Bad Request: count:
-    ...``, and the headers it needs besides its type (a 416's ``Content-Range``). For a
-    framework's error handler (lesson 09) to send the same answer as every other route."""
-    headers = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
-    return f"{error.code} {error.name}: {error.description}\n", headers
 
 
 def _send_error(environ: dict, start_response: Callable, error: HTTPException) -> list[bytes]:

@@ -47,18 +47,16 @@ from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_POST, require_safe
 from werkzeug.exceptions import HTTPException
 
-from lessons import load_lesson
-from lessons.course import plain_error
+from lessons.chat import completion_answer
+from lessons.folders import served_folder
+from lessons.routes import plain_error
+from streamlib.clock import clock_stream
 from streamlib.disconnect import client_watch
-from streamlib.files import UNTRUSTED_FILE_HEADERS, iter_file
+from streamlib.files import UNTRUSTED_FILE_HEADERS, iter_file, media_type
 from streamlib.paths import resolve_under
 from streamlib.ranges import requested_range
 from streamlib.sse import SSE_HEADERS
-
-manual_chunks = load_lesson("03")
-stream_a_file = load_lesson("02")
-server_sent_events = load_lesson("04")
-streaming_ai = load_lesson("06")
+from streamlib.timing import ticks_for
 
 if not settings.configured:
     settings.configure(
@@ -98,7 +96,7 @@ def plain_errors(view: View) -> View:
 @plain_errors
 def events(request: HttpRequest) -> StreamingHttpResponse:
     """Lesson 04's SSE clock: ids, heartbeats, resumed after ``Last-Event-ID``."""
-    body = server_sent_events.clock_stream(request.GET, request.headers.get("Last-Event-ID"))
+    body = clock_stream(request.GET, request.headers.get("Last-Event-ID"))
     return StreamingHttpResponse(body, headers=dict(SSE_HEADERS))
 
 
@@ -106,7 +104,7 @@ def events(request: HttpRequest) -> StreamingHttpResponse:
 @plain_errors
 def events_watched(request: HttpRequest) -> StreamingHttpResponse:
     """The clock, ended by the view itself once the client has gone (see below)."""
-    body = server_sent_events.clock_stream(request.GET, request.headers.get("Last-Event-ID"))
+    body = clock_stream(request.GET, request.headers.get("Last-Event-ID"))
     watched = until_gone(body, client_watch(request.environ))
     return StreamingHttpResponse(watched, headers=dict(SSE_HEADERS))
 
@@ -132,7 +130,7 @@ events_gzip = gzip_page(events_watched)
 @plain_errors
 def files(request: HttpRequest, name: str) -> HttpResponseBase:
     """Lesson 02's files with ``FileResponse``: ranges, conditional requests, HEAD."""
-    found = resolve_under(stream_a_file.served_folder(request.environ), name)
+    found = resolve_under(served_folder(request.environ), name)
     if found is None:
         raise Http404("no such file")
     stat = found.stat()
@@ -151,7 +149,7 @@ def files(request: HttpRequest, name: str) -> HttpResponseBase:
         response = StreamingHttpResponse(
             iter_file(found, start, stop - start),
             status=206,
-            content_type=stream_a_file.content_type(found),
+            content_type=media_type(found),
         )
         response["Content-Range"] = f"bytes {start}-{stop - 1}/{stat.st_size}"
         response["Content-Length"] = str(stop - start)
@@ -166,7 +164,7 @@ def files(request: HttpRequest, name: str) -> HttpResponseBase:
 @require_POST
 def completions(request: HttpRequest) -> HttpResponseBase:
     """Lesson 06's OpenAI-compatible endpoint, streamed or whole."""
-    answer = streaming_ai.completion_answer(request.environ, "/django/v1/chat/completions")
+    answer = completion_answer(request.environ, "/django/v1/chat/completions")
     status, headers = int(answer.status[:3]), dict(answer.headers)
     if isinstance(answer.body, list):  # whole: its length is known
         return HttpResponse(b"".join(answer.body), status=status, headers=headers)
@@ -177,7 +175,7 @@ def completions(request: HttpRequest) -> HttpResponseBase:
 @plain_errors
 def ticks(request: HttpRequest) -> StreamingHttpResponse:
     """Lesson 03's ticks, one chunk each."""
-    body = manual_chunks.ticks_for(request.GET)
+    body = ticks_for(request.GET)
     return StreamingHttpResponse(body, content_type="text/plain; charset=utf-8")
 
 

@@ -25,17 +25,15 @@ from collections.abc import Iterator
 from flask import Flask, Response, request, send_file, stream_with_context
 from werkzeug.exceptions import HTTPException, NotFound
 
-from lessons import load_lesson
-from lessons.course import plain_error
+from lessons.chat import completion_answer
+from lessons.folders import served_folder
+from lessons.routes import plain_error
 from streamlib import int_param
+from streamlib.clock import clock_stream
 from streamlib.files import UNTRUSTED_FILE_HEADERS
 from streamlib.paths import resolve_under
 from streamlib.sse import SSE_HEADERS
-
-manual_chunks = load_lesson("03")
-stream_a_file = load_lesson("02")
-server_sent_events = load_lesson("04")
-streaming_ai = load_lesson("06")
+from streamlib.timing import ticks_for
 
 app = Flask(__name__, static_folder=None)  # no static folder: every route is a stream
 
@@ -50,7 +48,7 @@ def plain_text_error(error: HTTPException) -> Response:
 @app.get("/events")
 def events() -> Response:
     """Lesson 04's SSE clock: ids, heartbeats, resumed after ``Last-Event-ID``."""
-    body = server_sent_events.clock_stream(request.args, request.headers.get("Last-Event-ID"))
+    body = clock_stream(request.args, request.headers.get("Last-Event-ID"))
     return Response(body, headers=SSE_HEADERS)
 
 
@@ -75,7 +73,7 @@ def greetings() -> Response:
 @app.get("/files/<path:name>")
 def files(name: str) -> Response:
     """Lesson 02's files with Flask's ``send_file``: ranges, conditional requests, HEAD."""
-    path = resolve_under(stream_a_file.served_folder(request.environ), name)
+    path = resolve_under(served_folder(request.environ), name)
     if path is None:
         raise NotFound()
     response = send_file(path, conditional=True)
@@ -86,11 +84,11 @@ def files(name: str) -> Response:
 @app.post("/v1/chat/completions")
 def completions() -> Response:
     """Lesson 06's OpenAI-compatible endpoint, streamed or whole."""
-    answer = streaming_ai.completion_answer(request.environ, "/flask/v1/chat/completions")
+    answer = completion_answer(request.environ, "/flask/v1/chat/completions")
     return Response(answer.body, status=answer.status, headers=answer.headers)
 
 
 @app.get("/ticks")
 def ticks() -> Response:
     """Lesson 03's ticks, one chunk each."""
-    return Response(manual_chunks.ticks_for(request.args), content_type="text/plain; charset=utf-8")
+    return Response(ticks_for(request.args), content_type="text/plain; charset=utf-8")

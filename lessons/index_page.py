@@ -2,15 +2,12 @@
 
 from collections.abc import Sequence
 from html import escape
-from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from werkzeug.wsgi import get_host
 
 from lessons.html_page import html_page
-
-if TYPE_CHECKING:
-    from lessons.course import Lesson, Route
+from lessons.routes import Lesson, Route
 
 # The whole course, so that the index shows where each lesson stands.
 OUTLINE = (
@@ -52,12 +49,12 @@ heartbeat now and then.</p>
 """
 
 
-def curl_commands(route: "Route", base: str) -> list[str]:
+def curl_commands(route: Route, base: str) -> list[str]:
     """The ``curl`` commands that try ``route`` on the server at ``base``: one ``curl -N``
     for a GET, one that posts the route's example body for a POST, and for a PUT one that
     uploads the file the example names from the current folder (``curl -T``).
 
-    >>> from lessons.course import Route
+    >>> from lessons.routes import Route
     >>> route = Route("/x", lambda e, s: [], "x", "/x?n=1", ("GET", "POST"), example_body=b"{}")
     >>> curl_commands(route, "http://127.0.0.1:8000")  # doctest: +NORMALIZE_WHITESPACE
     ["curl -N 'http://127.0.0.1:8000/x?n=1'",
@@ -76,7 +73,7 @@ def curl_commands(route: "Route", base: str) -> list[str]:
     return commands
 
 
-def render_index(lessons: Sequence["Lesson"], environ: dict) -> str:
+def render_index(lessons: Sequence[Lesson], environ: dict) -> str:
     """Return the index page, with curl commands that point at the host asked for."""
     base = f"{environ.get('wsgi.url_scheme', 'http')}://{get_host(environ)}"
     built = {lesson.number: lesson for lesson in lessons}
@@ -91,7 +88,7 @@ def render_index(lessons: Sequence["Lesson"], environ: dict) -> str:
     return html_page("streamlib: streaming HTTP responses with WSGI", STYLE, body)
 
 
-def _lesson_section(lesson: "Lesson", base: str) -> str:
+def _lesson_section(lesson: Lesson, base: str) -> str:
     parts = [
         f'<h2 id="{lesson.name}"><a href="/lessons/{lesson.number:02d}">{lesson.number:02d}.'
         f" {escape(lesson.title)}</a></h2>",

@@ -1,7 +1,7 @@
 """``/inspect``: watch any route of the course arrive, chunk by chunk, in the browser.
 
 The page fetches the path with ``fetch`` and reads the body from its ``ReadableStream``,
-noting the time of every chunk the browser hands over: what ``streamlib.observe`` does
+noting the time of every chunk the browser hands over: what ``lab.observe`` does
 from Python, done by the browser. It draws the bytes received against time (SVG, one
 step per chunk), parses the events of an event stream, and polls ``/stats`` meanwhile for
 the server's open streams and memory. Two paths share one time axis, so ``/buffered``
@@ -18,6 +18,7 @@ from werkzeug.exceptions import BadRequest
 from werkzeug.wrappers import Request
 
 from lessons.html_page import html_page
+from lessons.routes import send_text
 
 MAX_PATH = 2000  # characters
 MAX_BODY = 64 * 1024  # characters of a POST body typed into the page
@@ -55,8 +56,6 @@ def inspector_page(environ: dict, start_response: Callable) -> list[bytes]:
     learner's name (a cross-site request forgery through a page of the course; OWASP's
     CSRF cheat sheet). The page's ``frame-ancestors 'self'`` stops another site framing
     it to trick the click."""
-    from lessons.course import send_text
-
     args = Request(environ).args
     paths = [same_site_path(args[name], name) for name in ("path", "path2") if args.get(name)]
     method = args.get("method", "GET")
@@ -104,7 +103,7 @@ BODY = """\
 since the request. Watch two paths on one time axis, such as <a
 href="/inspect?path=%2Fbuffered%3Fsize%3D100000%26piece%3D10000%26delay%3D0.05&amp;path2=%2Fstreamed%3Fsize%3D100000%26piece%3D10000%26delay%3D0.05">/buffered
 and /streamed</a>. The browser spends some time of its own starting a request, so its first
-byte comes 20 to 150 ms later than <code>curl</code> or <code>streamlib.observe</code> would
+byte comes 20 to 150 ms later than <code>curl</code> or <code>lab.observe</code> would
 see it; after that, the two agree.</p>
 <form id="ask" action="/inspect" method="get">
   <label>Path

@@ -12,7 +12,6 @@ import re
 from collections.abc import Callable, Sequence
 from html import escape
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import mistune
@@ -22,9 +21,7 @@ from werkzeug.exceptions import NotFound
 
 from lessons import load_lesson
 from lessons.html_page import html_page
-
-if TYPE_CHECKING:
-    from lessons.course import Lesson
+from lessons.routes import Lesson, send_text
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -152,7 +149,7 @@ def notebook_time(name: str) -> str:
     return f"Its notebook runs in about {stated.group(1)}. " if stated else ""
 
 
-def route_items(lesson: "Lesson") -> str:
+def route_items(lesson: Lesson) -> str:
     """One list item per route: methods, path, what it does, and a "watch it" link for a
     route the inspector can fetch as it stands (a GET example)."""
     items = []
@@ -172,7 +169,7 @@ def route_items(lesson: "Lesson") -> str:
     return "".join(items)
 
 
-def render_lesson_page(lesson: "Lesson", lessons: Sequence["Lesson"]) -> str:
+def render_lesson_page(lesson: Lesson, lessons: Sequence[Lesson]) -> str:
     """The page of ``lesson``, with links to the lessons before and after it in ``lessons``."""
     docstring = load_lesson(lesson.name).__doc__ or ""
     text, contents = text_and_contents(docstring)
@@ -206,7 +203,7 @@ def link(lesson: "Lesson | None", prefix: str, rel: str) -> str:
     )
 
 
-def lesson_of(environ: dict, lessons: Sequence["Lesson"]) -> "Lesson":
+def lesson_of(environ: dict, lessons: Sequence[Lesson]) -> Lesson:
     """The lesson that ``/lessons/<number>`` names, or a 404."""
     number = environ["wsgiorg.routing_args"][1]["number"]
     found = next((lesson for lesson in lessons if lesson.number == number), None)
@@ -215,10 +212,9 @@ def lesson_of(environ: dict, lessons: Sequence["Lesson"]) -> "Lesson":
     return found
 
 
-def page_routes(lessons: Sequence["Lesson"]) -> dict[str, Callable]:
+def page_routes(lessons: Sequence[Lesson]) -> dict[str, Callable]:
     """The course's own pages for ``lessons``: each lesson's page, its benchmark plot and
     its exercise stub, by werkzeug rule."""
-    from lessons.course import send_text
 
     def page(environ: dict, start_response: Callable) -> list[bytes]:
         html = render_lesson_page(lesson_of(environ, lessons), lessons)

@@ -38,7 +38,7 @@ def require_json(environ: dict) -> None:
         raise UnsupportedMediaType(f"Content-Type: expected application/json, got {got}")
 
 
-def read_body(environ: dict, max_bytes: int) -> bytes:
+def read_bounded(environ: dict, max_bytes: int) -> bytes:
     """Return the request body, at most ``max_bytes`` of it, or raise a 413 or a 400.
 
     environ: the request's environ.
@@ -104,7 +104,7 @@ def read_json(environ: dict, max_bytes: int = MAX_JSON_BYTES) -> Any:
     {'n': 1}
     """
     require_json(environ)
-    raw = read_body(environ, max_bytes)
+    raw = read_bounded(environ, max_bytes)
     try:
         return parse_json(raw)
     except ValueError as error:

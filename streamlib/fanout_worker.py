@@ -26,7 +26,7 @@ are cut when it exits, and come back the same way.
 gunicorn's arbiter imports this module, and so ``streamlib``, before it starts a worker, and
 so before the worker patches the standard library (lesson 07). So nothing ``streamlib``
 imports at its top may take hold of what gevent patches: ``requests`` does (``urllib3``
-keeps ``ssl``'s originals), which is why ``streamlib.observe`` and ``streamlib.serving``
+keeps ``ssl``'s originals), which is why ``lab.observe`` and ``lab.serving``
 import it inside the functions that use it.
 """
 

@@ -18,9 +18,12 @@ Level 3, "sandbox"; HTML, "sandboxing"), and ``nosniff`` stops it guessing HTML 
 name said text. Images, video and downloads are untouched by either.
 """
 
+import mimetypes
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+from werkzeug.utils import get_content_type
 
 CHUNK_SIZE = 64 * 1024
 UNTRUSTED_FILE_HEADERS = [
@@ -83,3 +86,15 @@ def file_body(
         file.seek(start)
         return file_wrapper(file, chunk_size)
     return iter_file(path, start, length, chunk_size)
+
+
+def media_type(path: Path) -> str:
+    """The ``Content-Type`` for the file at ``path``, guessed from its name (Python's
+    ``mimetypes``); text gets ``charset=utf-8``, anything unknown is
+    ``application/octet-stream``.
+
+    >>> media_type(Path("notes.txt")), media_type(Path("clip.unknown"))
+    ('text/plain; charset=utf-8', 'application/octet-stream')
+    """
+    mimetype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return get_content_type(mimetype, "utf-8")

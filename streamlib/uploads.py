@@ -30,7 +30,7 @@ five-second wait covers only the first bytes of a request). So while it reads,
 :func:`body_pieces` gives each wait for the server's socket ``stall`` seconds
 (``settimeout`` on ``environ["gunicorn.socket"]``), like nginx's ``client_body_timeout``
 (60 s by default), and a body that stalls longer is a ``408 Request Timeout``. The
-course's dev server has a deadline of its own (``streamlib.devserver``). Neither stops a
+course's dev server has a deadline of its own (``lab.devserver``). Neither stops a
 client that trickles a byte every few seconds: each byte restarts the wait. nginx in
 front does, reading the whole body before a worker sees it (lesson 07).
 
@@ -107,7 +107,7 @@ def declared_length(environ: dict) -> int | None:
     return int(text)
 
 
-def read_body(read: Callable[[int], bytes], size: int = -1) -> bytes:
+def read_piece(read: Callable[[int], bytes], size: int = -1) -> bytes:
     """``read(size)`` (the body's ``read`` or ``readline``), with a body the server cannot
     read turned into a 400, and one that stopped coming (see :func:`reads_give_up_after`)
     into a 408.
@@ -119,7 +119,7 @@ def read_body(read: Callable[[int], bytes], size: int = -1) -> bytes:
     """
     try:
         return read(size)
-    except HTTPException:  # a reader that is itself read_body's work (CountingInput)
+    except HTTPException:  # a reader that is itself read_piece's work (CountingInput)
         raise
     except TimeoutError:
         raise RequestTimeout("the body stopped coming; send it again, or resume it") from None
@@ -173,7 +173,7 @@ def body_pieces(
     with reads_give_up_after(environ, stall):
         while length is None or received < length:
             wanted = piece if length is None else min(piece, length - received)
-            data = read_body(body.read, wanted)
+            data = read_piece(body.read, wanted)
             if not data:
                 if length is None:
                     return  # a chunked body's end, marked by the server
@@ -187,7 +187,7 @@ def body_pieces(
 @contextlib.contextmanager
 def reads_give_up_after(environ: dict, seconds: float) -> Iterator[None]:
     """While the block runs, each wait of gunicorn's body reader for the client's bytes
-    lasts at most ``seconds``, then raises ``TimeoutError`` (which :func:`read_body` makes
+    lasts at most ``seconds``, then raises ``TimeoutError`` (which :func:`read_piece` makes
     a 408); the socket's own timeout is put back afterwards.
 
     It sets the timeout of the client's socket, which gunicorn puts in the environ
@@ -352,11 +352,11 @@ class CountingInput:
         self.on_read = on_read
 
     def read(self, size: int = -1) -> bytes:
-        data = read_body(self.stream.read, size)
+        data = read_piece(self.stream.read, size)
         self.on_read(len(data))
         return data
 
     def readline(self, size: int = -1) -> bytes:
-        data = read_body(self.stream.readline, size)
+        data = read_piece(self.stream.readline, size)
         self.on_read(len(data))
         return data

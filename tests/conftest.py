@@ -6,9 +6,10 @@ from types import ModuleType
 
 import pytest
 
+from lab import ServerProcess, free_port, serve, spawn_server
 from lessons import load_lesson, load_lessons, spawn_course
 from lessons.course import build_app
-from streamlib import ServerProcess, StreamStats, free_port, serve, spawn_server
+from streamlib import StreamStats
 
 
 @pytest.fixture
@@ -85,7 +86,7 @@ def redis_url() -> Iterator[str]:
     from real_programs import need
 
     need("redis-server", "redis-server")
-    from streamlib.redis_server import spawn_redis
+    from lab.redis_server import spawn_redis
 
     with spawn_redis() as redis_server:
         yield redis_server.url

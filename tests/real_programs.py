@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from streamlib import browser
-from streamlib.notebook import find_program
+from lab import browser
+from lab.notebook import find_program
 
 
 def need(program: str, package: str) -> str:
@@ -32,7 +32,7 @@ def need(program: str, package: str) -> str:
 
 @contextmanager
 def chromium_page(**options) -> Iterator:
-    """A fresh page in a fresh headless Chromium (``streamlib.browser``), closed afterwards;
+    """A fresh page in a fresh headless Chromium (``lab.browser``), closed afterwards;
     skipped (failed under CI) where Chromium is not installed."""
     need("chromium", "chromium")
     with browser.chromium_page(**options) as page:
@@ -61,7 +61,7 @@ def course_on_a_small_disk(folder: Path, size: int, *flags: str) -> Iterator[tup
     Yields the server and the folder as this process sees it through the server's root
     (``/proc/PID/root/...``), to look at what is stored.
     """
-    from streamlib import free_port, spawn_server
+    from lab import free_port, spawn_server
 
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()

@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 import requests
 
+from lab import free_port, serve, spawn_server
+from lab.browser import wait_until
 from lessons import lesson_names, load_lesson, load_lessons, spawn_course
-from lessons.course import Lesson, Route, build_app
+from lessons.course import build_app
 from lessons.index_page import curl_commands
-from streamlib import call_app, free_port, serve, spawn_server
-from streamlib.browser import wait_until
+from lessons.routes import Lesson, Route
+from streamlib import call_app
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -309,7 +311,7 @@ def test_a_lesson_alone_says_it_is_that_lesson():
 
 def test_the_gunicorn_command_shown_everywhere_is_the_one_run():
     """README, lesson 07 and lessons/wsgi.py show the command python -m lessons prints."""
-    from streamlib import gunicorn_args
+    from lab import gunicorn_args
 
     printed = "gunicorn " + " ".join(
         gunicorn_args(

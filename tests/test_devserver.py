@@ -15,11 +15,11 @@ from contextlib import contextmanager
 import pytest
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from lab.devserver import QuietRequestHandler
+from lab.observe import before_the_body
 from lessons import load_lessons
 from lessons.course import build_app
 from streamlib import StreamStats
-from streamlib.devserver import QuietRequestHandler
-from streamlib.observe import before_the_body
 
 pytestmark = pytest.mark.live
 

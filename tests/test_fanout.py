@@ -239,7 +239,7 @@ def test_on_sigterm_members_are_cut_at_once_not_after_the_graceful_timeout():
 
 @pytest.mark.live
 def test_an_http_1_0_client_is_a_member_too_with_the_bytes_as_they_are(fanout_server):
-    """streamlib.load.crowd, the benchmark's client, asks in HTTP/1.0: no chunks for it."""
+    """lab.load.crowd, the benchmark's client, asks in HTTP/1.0: no chunks for it."""
     host, port = fanout_server.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=5) as client:
         client.sendall(b"GET /shared-events HTTP/1.0\r\nHost: " + host.encode() + b"\r\n\r\n")

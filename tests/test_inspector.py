@@ -7,8 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamlib import call_app, observe
-from streamlib.browser import wait_until
+from lab import observe
+from lab.browser import wait_until
+from streamlib import call_app
 
 LANES = "window.inspection.lanes"
 ALL_DONE = f"{LANES}.length > 0 && {LANES}.every(lane => lane.doneAt !== null)"

@@ -7,7 +7,8 @@ bound with a margin of 20x. Memory is measured on a child server process.
 
 import pytest
 
-from streamlib import call_app, observe, trace_memory
+from lab import observe, trace_memory
+from streamlib import call_app
 
 MiB = 1024 * 1024
 

@@ -13,10 +13,11 @@ from wsgiref.util import FileWrapper
 import pytest
 import requests
 
+from lab import observe, serve, trace_memory
+from lab.browser import wait_until
 from lessons import load_lesson, load_lessons, spawn_course
 from lessons.course import build_app
-from streamlib import StreamStats, call_app, make_environ, observe, serve, trace_memory
-from streamlib.browser import wait_until
+from streamlib import StreamStats, call_app, make_environ
 
 MiB = 1024 * 1024
 HELLO = b"Hello, ranges! 0123456789\n"

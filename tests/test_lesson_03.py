@@ -7,8 +7,9 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from lab import observe
 from lessons import load_lesson, spawn_course
-from streamlib import FakeClock, call_app, observe
+from streamlib import FakeClock, call_app
 from streamlib.timing import paced
 
 
@@ -78,7 +79,7 @@ def test_http_1_1_frames_each_tick_as_one_chunk(server):
 @pytest.mark.live
 def test_http_1_0_gets_no_chunks_from_either_server(server):
     # RFC 9112 section 6.1: no Transfer-Encoding for an HTTP/1.0 request. gunicorn obeys,
-    # and so does the course's werkzeug, through streamlib.devserver (plain werkzeug 3.1
+    # and so does the course's werkzeug, through lab.devserver (plain werkzeug 3.1
     # chunks anyway: tests/test_devserver.py shows it).
     head, body = raw_get(server.url, "/ticks?count=3&interval=0.05", "1.0")
     assert head.startswith(b"HTTP/1.0 200") and b"chunked" not in head

@@ -12,9 +12,9 @@ import requests
 import sseclient
 from httpx_sse import connect_sse
 
+from lab.browser import wait_until
 from lessons import load_lesson
 from streamlib import FakeClock, call_app
-from streamlib.browser import wait_until
 from streamlib.sse import parse_events
 
 lesson = load_lesson("04")
@@ -213,8 +213,8 @@ def test_chromium_follows_the_clock(live_url):
 def test_chromium_resumes_after_a_server_restart_with_no_gap_and_no_repeat():
     from real_programs import chromium_page
 
+    from lab import free_port
     from lessons import spawn_course
-    from streamlib import free_port
 
     port = free_port()
     with chromium_page() as page:

@@ -8,8 +8,9 @@ import ijson
 import pytest
 import requests
 
+from lab import observe, trace_memory
 from lessons import load_lesson, spawn_course
-from streamlib import call_app, observe, trace_memory
+from streamlib import call_app
 from streamlib.json_stream import iter_json_array, iter_ndjson, parse_json_array, parse_ndjson
 
 lesson = load_lesson("05")

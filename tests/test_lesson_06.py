@@ -7,10 +7,11 @@ import openai
 import pytest
 import requests
 
+from lab import observe
+from lab.browser import wait_until
+from lab.fake_llm import reply_tokens
 from lessons import load_lesson
-from streamlib import call_app, observe
-from streamlib.browser import wait_until
-from streamlib.fake_llm import reply_tokens
+from streamlib import call_app
 from streamlib.sse import parse_events
 
 lesson = load_lesson("06")

@@ -17,11 +17,12 @@ import pytest
 import requests
 from real_programs import need
 
+from lab import free_port, observe, spawn_server
+from lab.load import crowd
+from lab.nginx import spawn_nginx
+from lab.slow_clients import answer_time, closed_by_server, slow_clients
 from lessons import load_lesson, spawn_course
-from streamlib import call_app, free_port, observe, spawn_server
-from streamlib.load import crowd
-from streamlib.nginx import spawn_nginx
-from streamlib.slow_clients import answer_time, closed_by_server, slow_clients
+from streamlib import call_app
 from streamlib.sse import parse_events
 
 production = load_lesson("07_production")

@@ -12,8 +12,10 @@ import pytest
 import requests
 from real_programs import need
 
+from lab import free_port
+from lab.browser import wait_until
 from lessons import load_lesson, spawn_course
-from streamlib import call_app, free_port
+from streamlib import call_app
 from streamlib.broadcast import (
     AUDIENCE_HEARTBEAT,
     Broadcast,
@@ -23,7 +25,6 @@ from streamlib.broadcast import (
     publish,
     relay,
 )
-from streamlib.browser import wait_until
 from streamlib.sse import HEARTBEAT
 
 fan_out = load_lesson("08_fan_out")
@@ -245,7 +246,7 @@ def test_a_resuming_client_gets_exactly_what_it_missed_from_either_worker(redis_
 @pytest.mark.live
 def test_a_redis_restart_loses_no_acknowledged_message(tmp_path):
     need("redis-server", "redis-server")
-    from streamlib.redis_server import spawn_redis
+    from lab.redis_server import spawn_redis
 
     port, folder = free_port(), tmp_path / "redis"
     url = f"redis://127.0.0.1:{port}"

@@ -13,9 +13,10 @@ import sseclient
 from flask import Flask, Response, request, send_from_directory, stream_with_context
 from httpx_sse import connect_sse
 
+from lab import serve
 from lessons import load_lesson, load_lessons
 from lessons.course import build_app
-from streamlib import call_app, serve
+from streamlib import call_app
 from streamlib.sse import parse_events
 
 lesson = load_lesson("09")
@@ -461,7 +462,7 @@ def test_djangos_runserver_streams_without_chunks_and_ends_the_body_at_close():
     import socket
     import sys
 
-    from streamlib import free_port, spawn_server
+    from lab import free_port, spawn_server
 
     port = free_port()
     command = [sys.executable, "-m", "lessons.django_streams", "runserver", str(port)]

@@ -9,12 +9,13 @@ import pytest
 import requests
 from real_programs import need
 
+from lab import ServerProcess, free_port, serve
+from lab.browser import wait_until
+from lab.certs import CertificateFiles, default_folder, localhost_certificate
+from lab.http2 import exchange
+from lab.nginx import spawn_nginx
 from lessons import load_lesson, spawn_course
-from streamlib import ServerProcess, call_app, free_port, serve
-from streamlib.browser import wait_until
-from streamlib.certs import CertificateFiles, default_folder, localhost_certificate
-from streamlib.http2 import exchange
-from streamlib.nginx import spawn_nginx
+from streamlib import call_app
 from streamlib.sse import parse_events
 
 lesson = load_lesson("10")

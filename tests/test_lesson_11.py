@@ -20,12 +20,13 @@ from conftest import WRITE_SERVER_KINDS
 from real_programs import course_on_a_small_disk, need
 from urllib3 import encode_multipart_formdata
 
+from lab import peak_rss_bytes, reset_peak_rss, serve
+from lab.browser import wait_until
+from lab.nginx import spawn_nginx
+from lab.observe import before_the_body
 from lessons import load_lesson, load_lessons, spawn_course
 from lessons.course import build_app
-from streamlib import StreamStats, call_app, make_environ, peak_rss_bytes, reset_peak_rss, serve
-from streamlib.browser import wait_until
-from streamlib.nginx import spawn_nginx
-from streamlib.observe import before_the_body
+from streamlib import StreamStats, call_app, make_environ
 from streamlib.sse import parse_events
 
 lesson = load_lesson("11")

@@ -1,4 +1,4 @@
-"""streamlib.load: the lean SSE clients of the fan-out benchmarks count every event once,
+"""lab.load: the lean SSE clients of the fan-out benchmarks count every event once,
 however the server's writes are cut into reads."""
 
 import json
@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from streamlib.load import (
+from lab.load import (
     KERNEL_STAMPS,
     SO_TIMESTAMPNS,
     ClientResult,

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from streamlib import peak_rss_bytes, reset_peak_rss, trace_memory
+from lab import peak_rss_bytes, reset_peak_rss, trace_memory
 
 # Once started, the child says "ready"; it allocates 100 MiB when it reads a line,
 # frees it, and says "done".

@@ -1,4 +1,4 @@
-"""The Node yardstick (``streamlib.node_clock``) sends the course's clock byte for byte.
+"""The Node yardstick (``lab.node_clock``) sends the course's clock byte for byte.
 
 Lesson 07's fan-out benchmark puts Node beside gunicorn: the comparison is fair only if
 both send the same events at the same due times, so the bytes are checked here against
@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 import pytest
 from real_programs import need
 
-from streamlib.load import crowd
-from streamlib.node_clock import spawn_node_clock
+from lab.load import crowd
+from lab.node_clock import spawn_node_clock
 
 pytestmark = pytest.mark.live
 
@@ -76,7 +76,7 @@ def test_the_load_generator_reads_every_node_event():
 
 
 def test_the_node_relay_sends_what_the_course_sends_for_a_broadcast():
-    """Lesson 08's yardstick (``streamlib.node_relay``): each message published to the
+    """Lesson 08's yardstick (``lab.node_relay``): each message published to the
     room's Redis Stream reaches every client as the course's ``/broadcast`` sends it."""
     need("node", "nodejs")
     need("redis-server", "redis-server")
@@ -85,10 +85,10 @@ def test_the_node_relay_sends_what_the_course_sends_for_a_broadcast():
 
     import redis
 
+    from lab.node_relay import spawn_node_relay
+    from lab.redis_server import spawn_redis
     from lessons import spawn_course
     from streamlib.broadcast import publish
-    from streamlib.node_relay import spawn_node_relay
-    from streamlib.redis_server import spawn_redis
 
     with (
         spawn_redis() as broker,

@@ -13,7 +13,7 @@ import pytest
 from nbclient import NotebookClient
 from real_programs import need
 
-from streamlib.notebook import missing_note
+from lab.notebook import missing_note
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 CELL_TIMEOUT = 120  # seconds for one cell

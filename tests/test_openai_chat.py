@@ -1,4 +1,4 @@
-"""streamlib.fake_llm and streamlib.openai_chat, read by the official openai client.
+"""lab.fake_llm and streamlib.openai_chat, read by the official openai client.
 
 A small app built from the two modules is served on a real socket, and ``openai.OpenAI``
 talks to it as it would to the real API: streamed and not, with usage, with errors.
@@ -9,8 +9,9 @@ import json
 import openai
 import pytest
 
-from streamlib import FakeClock, call_app, serve
-from streamlib.fake_llm import pace, reply_tokens
+from lab import serve
+from lab.fake_llm import pace, reply_tokens
+from streamlib import FakeClock, call_app
 from streamlib.openai_chat import (
     ChatRequestError,
     completion,

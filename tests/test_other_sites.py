@@ -22,9 +22,9 @@ import pytest
 import requests
 from real_programs import chromium_page
 
+from lab import serve
+from lab.browser import wait_until
 from lessons import spawn_course
-from streamlib import serve
-from streamlib.browser import wait_until
 
 pytestmark = [pytest.mark.live, pytest.mark.browser]
 

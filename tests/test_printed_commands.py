@@ -26,9 +26,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from lab import free_port
 from lessons import lesson_names, load_lesson, load_lessons, spawn_course
 from lessons.index_page import curl_commands
-from streamlib import free_port
 from streamlib.sse import parse_events
 from tests.real_programs import need
 
@@ -493,7 +493,7 @@ def server_for() -> Iterator[Callable[[tuple[str, ...]], str]]:
                 run_with = list(flags)
                 if "--redis" in run_with:  # the block's Redis, started for the test
                     need("redis-server", "redis-server")
-                    from streamlib.redis_server import spawn_redis
+                    from lab.redis_server import spawn_redis
 
                     redis_server = stack.enter_context(spawn_redis())
                     run_with[run_with.index("--redis") + 1] = redis_server.url

@@ -1,4 +1,4 @@
-"""Where a request body ends, decided as strict parsers decide it (``streamlib.framing``).
+"""Where a request body ends, decided as strict parsers decide it (``lab.framing``).
 
 Every case of ``framing_cases.py`` (llhttp's and Go's published tests) is sent raw to an
 app that stores the body with ``streamlib.uploads.store_body``: on the course's dev server,
@@ -19,8 +19,8 @@ import pytest
 from framing_cases import CASES, with_host
 from werkzeug.exceptions import HTTPException
 
-from streamlib import free_port, serve, spawn_server
-from streamlib.framing import ChunkedBody, MalformedBody, framing_problem
+from lab import free_port, serve, spawn_server
+from lab.framing import ChunkedBody, MalformedBody, framing_problem
 from streamlib.uploads import store_body
 
 HERE = Path(__file__).parent

@@ -6,7 +6,7 @@ import threading
 import pytest
 import requests
 
-from streamlib import free_port, observe, serve, spawn_server
+from lab import free_port, observe, serve, spawn_server
 
 
 def gated_app(gate: threading.Event):

@@ -53,14 +53,14 @@ IMPORT_EVERYTHING_WITHOUT = """
 import importlib, pkgutil, sys
 for name in sys.argv[1:]:
     sys.modules[name] = None  # importing it now raises ImportError, as if not installed
-import lessons, streamlib
+import lab, lessons, streamlib
 modules = [f"lessons.{name}" for name in lessons.lesson_names()]
-for package in (lessons, streamlib):
+for package in (lessons, streamlib, lab):
     modules += [f"{package.__name__}.{m.name}" for m in pkgutil.iter_modules(package.__path__)]
 sys.path[:0] = ["exercises", "exercises/solutions"]
 modules += [path.stem for path in sorted(__import__("pathlib").Path("exercises").glob("test_*.py"))]
 for module in modules:
-    if module not in ("streamlib.notebook", "lessons.__main__"):  # notebook-only; runs the server
+    if module not in ("lab.notebook", "lessons.__main__"):  # notebook-only; runs the server
         importlib.import_module(module)
 from lessons.course import build_app
 from streamlib import StreamStats

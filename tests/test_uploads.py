@@ -9,7 +9,7 @@ import pytest
 import requests
 from werkzeug.exceptions import BadRequest, LengthRequired, RequestEntityTooLarge
 
-from streamlib import serve
+from lab import serve
 from streamlib.uploads import PIECE, body_pieces, store_body
 
 MIB = 1024 * 1024
@@ -141,7 +141,7 @@ def test_gunicorn_hands_a_chunked_body_over_and_refuses_one_past_the_cap(tmp_pat
     import sys
     from pathlib import Path
 
-    from streamlib import free_port, spawn_server
+    from lab import free_port, spawn_server
 
     port = free_port()
     command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}"]

@@ -4,7 +4,7 @@ Two headers can say where a request body ends, ``Content-Length`` and
 ``Transfer-Encoding: chunked``, and a server that guesses when they disagree reads a
 different body than the client (or a proxy in front) meant: the bytes it leaves over, or
 takes from the next request, are how request smuggling works. RFC 9112 is strict about it,
-and so is the course's dev server (``streamlib.devserver``); gunicorn already is.
+and so is the course's dev server (``lab.devserver``); gunicorn already is.
 
 - :func:`framing_problem` checks the headers before the app runs: a request with both
   headers, two ``Content-Length`` headers, a length that is not a plain number, a

@@ -16,9 +16,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from lab.node_clock import node_binary
+from lab.serving import ServerProcess, free_port, spawn_server
 from streamlib.broadcast import STREAM
-from streamlib.node_clock import node_binary
-from streamlib.serving import ServerProcess, free_port, spawn_server
 
 NODE_RELAY = """\
 "use strict";

@@ -4,7 +4,7 @@ Some sections of the notebooks drive real programs from Debian's packages: nginx
 07), curl (HTTP/2 in lesson 07), redis-server (lesson 08). A learner without them should
 still be able to run the notebook top to bottom, and read what to install::
 
-    %load_ext streamlib.notebook
+    %load_ext lab.notebook
 
     %%needs nginx nginx-light
     with spawn_nginx(...) as nginx:
@@ -56,5 +56,5 @@ def needs(line: str, cell: str) -> None:
 
 
 def load_ipython_extension(ipython) -> None:
-    """Called by ``%load_ext streamlib.notebook``: registers ``%%needs``."""
+    """Called by ``%load_ext lab.notebook``: registers ``%%needs``."""
     ipython.register_magic_function(needs, magic_kind="cell", magic_name="needs")

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from streamlib.serving import ServerProcess, free_port, spawn_server
+from lab.serving import ServerProcess, free_port, spawn_server
 
 
 def redis_server_binary() -> str:

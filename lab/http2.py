@@ -51,7 +51,7 @@ def exchange(
     streams of one HTTP/2 connection; return the protocol the TLS handshake chose and
     what arrived, in order, until every stream ended or ``seconds`` passed.
 
-    ca: the certificate authority to trust (``streamlib.certs``); None trusts the system's.
+    ca: the certificate authority to trust (``lab.certs``); None trusts the system's.
     unread: paths whose bytes the client never makes room for again: their window fills
         (64 KiB less one byte, HTTP/2's default) and the server must pause them.
     """

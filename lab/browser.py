@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from streamlib.notebook import find_program
+from lab.notebook import find_program
 
 T = TypeVar("T")
 

@@ -36,7 +36,7 @@ break rules that the lessons teach, or miss the best practice PEP 3333 offers.
    ``0x3`` or `` 3 ``, lines ended by a bare LF) and lets ``Transfer-Encoding`` and
    ``Content-Length`` disagree, or two ``Content-Length`` headers differ: then the app
    stores a different body than the client sent. Such requests get a 400 before the app
-   runs, and chunks are undone by RFC 9112's grammar (:mod:`streamlib.framing`).
+   runs, and chunks are undone by RFC 9112's grammar (:mod:`lab.framing`).
 6. **``104`` when the app says so.** PEP 3333 has no way to send an informational answer;
    the resumable-upload draft sends ``104 Upload Resumption Supported`` with the upload's
    address before the body is read. This server offers
@@ -56,7 +56,7 @@ from typing import Any
 
 from werkzeug.serving import WSGIRequestHandler
 
-from streamlib.framing import ChunkedBody, framing_problem
+from lab.framing import ChunkedBody, framing_problem
 
 REQUEST_SECONDS = 10.0  # for the headers and the body together, to begin with
 MIN_RATE = 64 * 1024  # bytes a second: each that arrives extends the deadline by 1/MIN_RATE s

@@ -26,7 +26,7 @@ from typing import Any
 import psutil
 from werkzeug.serving import make_server
 
-from streamlib.devserver import QuietRequestHandler
+from lab.devserver import QuietRequestHandler
 
 WSGIApp = Callable[..., Any]
 
@@ -40,7 +40,7 @@ def serve(app: WSGIApp, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]
 
     Yields the base URL (``http://127.0.0.1:PORT``). Each request gets its own thread,
     so one long stream never blocks another. The handler is
-    :class:`streamlib.devserver.SpecRequestHandler`'s quiet twin: HTTP/1.0 framing for
+    :class:`lab.devserver.SpecRequestHandler`'s quiet twin: HTTP/1.0 framing for
     HTTP/1.0 clients, ``close()`` always called, a deadline for each request. On exit the
     server stops accepting connections; streams still open end at their next write to a
     closed client.
