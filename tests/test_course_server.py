@@ -310,7 +310,8 @@ def test_a_lesson_alone_says_it_is_that_lesson():
 
 
 def test_the_gunicorn_command_shown_everywhere_is_the_one_run():
-    """README, lesson 07 and lessons/wsgi.py show the command python -m lessons prints."""
+    """docs/server.md, lesson 07 and lessons/wsgi.py show the command python -m lessons
+    prints."""
     from lab import gunicorn_args
 
     printed = "gunicorn " + " ".join(
@@ -323,8 +324,8 @@ def test_the_gunicorn_command_shown_everywhere_is_the_one_run():
             graceful_timeout=3,
         )
     )
-    readme = (ROOT / "README.md").read_text()
-    assert f"`{printed}`" in readme
+    server_page = (ROOT / "docs" / "server.md").read_text()
+    assert f"`{printed}`" in server_page
     lesson = " ".join(load_lesson("07").__doc__.replace("\\\n", " ").split())
     assert printed in lesson
     assert "--no-control-socket lessons.wsgi:app" in (ROOT / "lessons" / "wsgi.py").read_text()
