@@ -38,7 +38,8 @@ def test_one_tick_wakes_every_waiter():
             waiter.start()
         for waiter in waiters:
             waiter.join(3)
-        assert woken == [True] * 50 and ticker.latest() == start + 1
+        # Under load (two test workers) a second tick may come before this check.
+        assert woken == [True] * 50 and ticker.latest() in (start + 1, start + 2)
 
 
 def test_without_a_timeout_a_waiter_waits_for_the_tick_however_long():
