@@ -24,7 +24,8 @@ break rules that the lessons teach, or miss the best practice PEP 3333 offers.
    large upload that stops dead is not held for the hours its pace has earned.
 
 4. **``100 Continue`` when the app asks for the body.** A client that sends
-   ``Expect: 100-continue`` (curl does for bodies over 1 MiB) waits for the server's go
+   ``Expect: 100-continue`` (curl 8 for bodies over 1 MiB, curl 7.88 for any PUT) waits for
+   the server's go
    before it sends the body, so that a server that will refuse it (413, 401) can say so
    first. werkzeug sends ``100 Continue`` before the app even runs (twice: http.server
    sends one and werkzeug another), so an app's early 413 comes after the client was
@@ -40,7 +41,8 @@ break rules that the lessons teach, or miss the best practice PEP 3333 offers.
 6. **``104`` when the app says so.** PEP 3333 has no way to send an informational answer;
    the resumable-upload draft sends ``104 Upload Resumption Supported`` with the upload's
    address before the body is read. This server offers
-   ``environ["streamlib.informational"](status, headers)`` for it (gunicorn has none).
+   ``environ["streamlib.informational"](status, headers)`` for it (gunicorn's only hook,
+   ``wsgi.early_hints``, sends ``103 Early Hints`` and nothing else).
 
 Points 2 and 3 are one small change: the handler reads the request through
 :class:`DeadlineReader`, for which a reset connection, or one past its deadline, reads

@@ -35,7 +35,8 @@ def reply_tokens(prompt: str, max_tokens: int, length: int | None = None) -> tup
         so it is always the same.
     max_tokens: the most tokens to return.
     length: how long the model "wants" to answer, in tokens, to make long answers on
-        purpose; by default 16 to 40 tokens, chosen from the prompt, ending with a sentence.
+        purpose; by default the first whole sentence to reach 16 to 39 tokens (a target
+        chosen from the prompt), so 16 to 53 tokens in all.
 
     Tokens carry their leading space, as real models' tokens do: joined, they make text.
 

@@ -9,11 +9,14 @@ and so is the course's dev server (``lab.devserver``); gunicorn already is.
 - :func:`framing_problem` checks the headers before the app runs: a request with both
   headers, two ``Content-Length`` headers, a length that is not a plain number, a
   ``Transfer-Encoding`` that does not end with one ``chunked``, or one in an HTTP/1.0
-  request is refused with a 400 and the connection closed (RFC 9112 sections 6.1 and
-  6.3); so is an HTTP/1.1 request without exactly one ``Host`` (section 3.2). Another
+  request is refused with a 400 and the connection closed: the safe side of what RFC 9112
+  sections 6.1 and 6.3 allow (a server MAY instead frame by ``Transfer-Encoding`` alone,
+  or take repeated equal lengths); so is an HTTP/1.1 request without exactly one ``Host``
+  (section 3.2, a MUST). Another
   coding before ``chunked`` (``gzip, chunked``) is a 501: understood, not supported.
 - :class:`ChunkedBody` undoes a chunked body by the grammar of section 7.1 and nothing
-  looser: a chunk size of at most 16 hex digits (64 bits, as Go's ``net/http`` takes) with
+  looser: a chunk size of at most 16 hex digits, leading zeros included (stricter than the
+  grammar's ``1*HEXDIG``; Go's ``net/http`` does the same), with
   nothing around it but chunk extensions, every line ended by CRLF, no bare LF, trailer
   fields read and dropped. Anything else raises :class:`MalformedBody` at once, instead of
   waiting for bytes a bogus size promised.

@@ -124,14 +124,17 @@ def nginx_location(
 
     upstream: the WSGI server's URL, such as ``http://127.0.0.1:8000``.
     buffering: nginx's default; False adds ``proxy_buffering off;`` (pieces pass at once).
-    http11: speak HTTP/1.1 to the upstream (keep-alive, chunked) instead of nginx's 1.0.
+    http11: speak HTTP/1.1 to the upstream (so it may send chunked bodies) instead of
+        nginx's 1.0 (its default before 1.29.7); keeping connections to it alive would also
+        need an ``upstream`` block with ``keepalive``.
     gzip: compress text responses on their way out, as many sites do.
     read_timeout: how long the upstream may stay silent before nginx cuts the response,
         in nginx's units (``"1s"``, ``"1h"``); nginx's default is 60 s.
-    client_timeout: how long a client may take between two reads of its request's
-        headers, and of its body, before nginx gives up on it (``client_header_timeout``,
-        ``client_body_timeout``; 60 s by default). nginx holds slow clients itself, in its
-        event loop, and passes on only whole requests: a slow client never reaches a worker.
+    client_timeout: how long a client may take to send its whole request header
+        (``client_header_timeout``: then nginx closes the connection, with a 408 in its
+        log), and to pause between two reads of its body (``client_body_timeout``); 60 s
+        each by default. With request buffering on (the default), nginx holds slow clients
+        itself, in its event loop, and a slow client never reaches a worker.
     request_buffering: nginx's default, the whole request body read (to a temporary file
         past ``client_body_buffer_size``, 8 KiB on x86-64) before the upstream sees the
         request; False adds
@@ -154,7 +157,7 @@ def nginx_location(
         lines += ["gzip on;", "gzip_types text/plain text/event-stream;", "gzip_min_length 1;"]
     if read_timeout:
         lines.append(f"proxy_read_timeout {read_timeout};")
-    server = ""  # these two belong to the server block, not the location
+    server = ""  # client_header_timeout belongs to the server block (not a location)
     if client_timeout:
         server = f"client_header_timeout {client_timeout};\nclient_body_timeout {client_timeout};\n"
     return server + "location / {\n" + "".join(f"    {line}\n" for line in lines) + "}"

@@ -215,9 +215,9 @@ def gunicorn_args(app: str, bind: str = "127.0.0.1:8000", **settings: Any) -> li
 
     Two gunicorn habits to know. Its ``sendfile`` setting is the ``--no-sendfile`` flag:
     pass ``sendfile=False`` to turn sendfile off (in a ``gunicorn.conf.py``, setting
-    ``sendfile`` to *any* value, ``True`` included, turns it off). And since version 24
+    ``sendfile`` to *any* value, ``True`` included, turns it off). And since version 25.1.0
     it opens a control socket at one fixed path per user, which we turn off so that
-    several servers can run side by side.
+    several servers can run side by side (``--no-control-socket``, also new in 25.1.0).
     """
     from gunicorn.config import KNOWN_SETTINGS  # gunicorn is only needed here
 

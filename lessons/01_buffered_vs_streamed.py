@@ -16,8 +16,9 @@ as soon as the generator yields it, so the first byte leaves after the first pie
 memory holds one piece, not the body.
 
 **When the status line and headers go out.** ``start_response`` does not send anything: it
-stores the status and headers. PEP 3333 says the server sends them just before the first
-non-empty piece of the body (or at the end, for an empty body). So before the first
+stores the status and headers. PEP 3333 forbids the server to send them before the first
+non-empty piece of the body (or before the body ends, for an empty one; "The
+start_response() Callable"). So before the first
 ``yield`` the server can send nothing at all, not even the headers: if your first piece is
 slow, the client sees a silent connection. Later lessons yield something small at once
 for that reason.
@@ -29,16 +30,18 @@ lesson 03 shows the bytes on the wire); with HTTP/1.0 it closes the connection a
 
 **A generator is lazy.** Its body does not run when the app returns it; it runs when the
 server asks for the first piece. So check the input and call ``start_response`` *before*
-returning the generator: a bad parameter then becomes a clean 400, while an error inside
-the generator comes after the 200 has gone out.
+returning the generator: a bad parameter then becomes a clean 400. Found inside the
+generator, it would be a 500 at best (raised before the first piece, while the server can
+still change the status) or a broken 200 (after it).
 
-**close().** When the response ends, however it ends (sent in full, or the client hung
-up), the server calls ``close()`` on the iterable. For a generator that raises
-``GeneratorExit`` at the paused ``yield``, so its ``finally`` blocks run: that is where a
-stream releases what it holds. ``/stats`` counts streams started and closed. The guarantee
-is PEP 3333's, and so it is only as good as the server: gunicorn keeps it, and werkzeug's
-dev server skipped ``close()`` when a client reset the connection right after the last
-byte, so the course runs werkzeug through ``lab.devserver``, which keeps it too.
+**close().** When the response ends, however it ends (sent in full, or the client hung up),
+the server calls ``close()`` on the iterable. For a generator that raises ``GeneratorExit``
+at the paused ``yield``, so its ``finally`` blocks run: that is where a stream releases
+what it holds. ``/stats`` counts streams started and closed. The guarantee is PEP 3333's,
+and so it is only as good as the server: gunicorn keeps it, and werkzeug's dev server skips
+``close()`` when a client resets the connection right after the last byte (still so in
+werkzeug 3.1.9: ``serving.py``'s ``execute`` reads the socket first), so the course runs
+werkzeug through ``lab.devserver``, which keeps it too.
 
 **What buffering costs a server.** ``/buffered`` holds twice its body while it joins the
 pieces, so it takes at most 256 MiB (``/streamed``: 1 GiB, in 1 MiB of memory), and all

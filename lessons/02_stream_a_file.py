@@ -51,8 +51,10 @@ The first two guard against sending (or, on a write, overwriting) a version the 
 did not mean: ``412 Precondition Failed``. The next two save a download the client already
 has: ``304 Not Modified``, no body, only the ``ETag``. ``If-Range`` makes a range
 conditional: resume only if the file is still the same version, otherwise send it all. The
-order matters: werkzeug's ``is_resource_modified`` answers "send the body?", so a failed
-``If-Match`` came out as a 304 there, and it never looks at ``If-Unmodified-Since``.
+order matters: werkzeug's ``is_resource_modified`` answers "send the body?": it calls a
+failed ``If-Match`` "not modified", which ``send_file`` then makes a 412; ``send_file``
+answers ``If-Match: *`` with a 412 too (RFC 9110 section 13.1.1 makes ``*`` true for any
+existing file), and never reads ``If-Unmodified-Since`` (werkzeug 3.1).
 
 **HEAD** answers the headers of GET (length included) and no body, and never opens the
 file: ``serve_file`` returns before ``file_body``, which would open it for a server's
@@ -64,8 +66,10 @@ server decodes to it, absolute paths, NUL bytes, backslashes, hidden names and s
 that lead out of the folder. Each is a plain 404: no hint of what exists outside.
 
 **Only this machine's pages.** Listening on 127.0.0.1 keeps the network out, not the
-web: every page open in the learner's browser can send requests to ``localhost``. Four
-ways it turns against a local file server, each once measured on this course:
+web: every page open in the learner's browser can send requests to ``localhost``. Chrome
+142 and later ask the learner first (Local Network Access, chromestatus.com feature
+5152728072060928), but one click on Allow, or another browser, and the server is on its
+own. Four ways it turns against a local file server, each once measured on this course:
 
 - *DNS rebinding.* A page on ``evil.example`` makes its name resolve to 127.0.0.1 and
   fetches ``http://evil.example:8000/files/``. The browser calls that same-origin, so the
@@ -84,8 +88,9 @@ ways it turns against a local file server, each once measured on this course:
   ``body``, opened by a link or in a frame on any site, once posted into the broadcast
   room. So the inspector sends a POST
   only when the learner presses Watch, and every page of the course carries
-  ``Content-Security-Policy: frame-ancestors 'self'``, so no other site can frame it to
-  steer that click, nor run a script the page does not list (``lessons.html_page``).
+  a Content-Security-Policy whose ``frame-ancestors 'self'`` stops other sites framing it
+  to steer that click, and whose ``script-src`` runs only the scripts the page lists
+  (``lessons.html_page``).
 - *Files as pages.* An HTML or SVG file in the served folder (an upload, lesson 11), sent
   as ``text/html``, would run its scripts as the course's origin: reading every answer,
   posting anywhere. Every file goes out with ``Content-Security-Policy: sandbox``: the
@@ -156,7 +161,7 @@ def serve_file(environ: dict, start_response: Callable) -> Iterable[bytes]:
             f"{verdict.header} is false for this file (ETag {etag},"
             f" Last-Modified {http_date(last_modified)})"
         )
-    if verdict is not None:  # 304: only what a cache needs to match its copy (section 15.4.5)
+    if verdict is not None:  # 304: what a cache needs to match its copy (RFC 9110 section 15.4.5)
         start_response("304 Not Modified", [("ETag", etag)])
         return []
     byte_range = requested_range(environ, size, etag, last_modified)

@@ -33,17 +33,21 @@ writes back, such as the gzip middleware of lesson 07, must watch the socket its
 
 The failed write ends the stream, and the server calls its ``close()``,
 which runs its ``finally``: PEP 3333 obliges every server to call it, however the response
-ends. gunicorn does; plain werkzeug skipped it when a client reset the connection right
-after the last event, so the course's werkzeug runs with ``lab.devserver``, and a
+ends. gunicorn does; plain werkzeug (3.1.9) skipped it when a client reset the connection
+right after the last event, so the course's werkzeug runs with ``lab.devserver``, and a
 test resets five clients after ``[DONE]`` and counts five streams closed.
 
 **From another origin.** A page served elsewhere (a front end on ``localhost:5173``) may
 open ``new EventSource("http://127.0.0.1:8000/events")`` only if the answer says so:
-``Access-Control-Allow-Origin`` naming that page's origin. EventSource sends no preflight
-for a plain GET, but on reconnection it adds ``Last-Event-ID``, which is not a
-"safelisted" header, so the browser asks first with an ``OPTIONS`` preflight. The course
-sends neither answer unless started with ``--cors http://localhost:5173``; then it
-allows that origin alone, ``Last-Event-ID`` included (``streamlib.origins``).
+``Access-Control-Allow-Origin`` naming that page's origin (or ``*``, unless the page asked
+``withCredentials``: Fetch standard, "CORS check"). EventSource never sends a
+preflight, not even when it reconnects with ``Last-Event-ID`` (not a "safelisted"
+header): Chromium's ``event_source.cc`` asks its loader to prevent one
+(``CorsPreflightPolicy::kPreventPreflight``), and whatwg/fetch issues 568 and 1788 report
+Firefox and Safari doing the same. So what ``--cors http://localhost:5173`` changes for an
+EventSource is the ``Access-Control-Allow-Origin`` on its answers; the preflight it also
+answers (``Last-Event-ID`` allowed) is for ``fetch``-based readers such as lesson 06's
+page. Without the flag the course sends neither (``streamlib.origins``).
 
 Try it (``python lessons/04_server_sent_events.py``, or ``python -m lessons``)::
 
@@ -56,8 +60,11 @@ reconnect and catch up. Notebook: ``notebooks/04_server_sent_events.ipynb``. Exe
 ``exercises/04_server_sent_events.py``.
 """
 
+import time
 from collections.abc import Callable
+from typing import Any
 
+from lab import serve
 from lessons.cli import run_lesson
 from lessons.routes import Lesson, Route, send_text
 from streamlib.clock import (  # noqa: F401 (the lesson's clock, in the library)
@@ -68,6 +75,7 @@ from streamlib.clock import (  # noqa: F401 (the lesson's clock, in the library)
     first_event_id,
     serve_clock,
 )
+from streamlib.sse import SSE_HEADERS, format_event
 
 # The clock itself, and its resumption from Last-Event-ID, are the library's:
 # streamlib.clock (first_event_id, clock_events, clock_stream, serve_clock).
@@ -127,6 +135,40 @@ source.onmessage = (message) => {
 def demo_events(environ: dict, start_response: Callable) -> list[bytes]:
     """A page whose EventSource follows ``/events`` (its query string is passed on)."""
     return send_text(environ, start_response, "text/html", DEMO_PAGE)
+
+
+def cross_origin_requests(page: Any, reconnections: int = 2) -> list[tuple[str, str, str]]:
+    """What a browser sends for an EventSource opened by another origin's page.
+
+    Serves a page on one port and a short event stream on another (two ports of one host
+    are two origins), opens the page in ``page`` (a Playwright page: a real browser) and
+    lets its EventSource reconnect ``reconnections`` times. Each connection gets one event
+    with an id and ``retry: 100``, then ends, so the browser reconnects with
+    ``Last-Event-ID``. Returns each request the stream's server got: method, ``Origin``,
+    ``Last-Event-ID``. No ``OPTIONS`` among them: the browser sends no preflight, though
+    ``Last-Event-ID`` is not a CORS-safelisted header.
+    """
+    got: list[tuple[str, str, str]] = []
+
+    def stream(environ: dict, start_response: Callable) -> list[bytes]:
+        origin = environ.get("HTTP_ORIGIN", "")
+        got.append((environ["REQUEST_METHOD"], origin, environ.get("HTTP_LAST_EVENT_ID", "")))
+        start_response("200 OK", [*SSE_HEADERS, ("Access-Control-Allow-Origin", origin)])
+        return [format_event("hello", id=str(len(got)), retry=100)]
+
+    with serve(stream) as stream_url:
+
+        def other_site(environ: dict, start_response: Callable) -> list[bytes]:
+            start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
+            return [f'<script>new EventSource("{stream_url}/events");</script>'.encode()]
+
+        with serve(other_site) as page_url:
+            page.goto(page_url)
+            deadline = time.monotonic() + 10
+            while len(got) <= reconnections and time.monotonic() < deadline:
+                time.sleep(0.05)
+            page.goto("about:blank")  # closes the EventSource
+    return got[: reconnections + 1]
 
 
 LESSON = Lesson(

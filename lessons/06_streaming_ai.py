@@ -34,10 +34,12 @@ depends on whether anything was sent yet: a whole (non-streamed) answer is built
 its status, so it becomes a 500 in OpenAI's error shape; a stream has sent its 200 with the
 first chunk, so it ends with an error event and no ``[DONE]``.
 
-**Who may call it.** The endpoint takes ``application/json`` only (415 otherwise), a POST
-from another site's page is a 403, and a body over 1 MiB a 413, all in OpenAI's error
-shape. A browser front end on another origin must first pass a CORS preflight (JSON is not
-a "simple" content type), which the course grants only to ``--cors ORIGIN``; then
+**Who may call it.** The endpoint takes ``application/json`` only (415 otherwise) and
+bodies up to 1 MiB (413 above), both in OpenAI's error shape. A POST from another site's
+page never reaches it: the course refuses it first, with the plain-text 403 every route
+gives. A browser front end on another origin must pass a CORS preflight first
+(``application/json`` is not a CORS-safelisted ``Content-Type``: Fetch standard,
+"CORS-safelisted request-header"), which the course grants only to ``--cors ORIGIN``; then
 ``fetch`` can read the stream as it comes, ``response.body.getReader()``, as the demo does.
 
 Try it (``python lessons/06_streaming_ai.py``, or ``python -m lessons``)::

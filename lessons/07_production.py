@@ -12,8 +12,9 @@ it becomes::
         --worker-connections 1000 --timeout 30 --graceful-timeout 3 \\
         --no-control-socket lessons.wsgi:app
 
-(``--no-control-socket``: gunicorn 24 and later open a control socket at one fixed path,
-which a second server on the same machine would collide with.)
+(``--no-control-socket``: gunicorn 25.1.0 and later open a control socket at one fixed
+path, which a second server on the same machine would collide with; the option came with
+it, ``config.py``'s ``versionadded:: 25.1.0``.)
 
 **Worker classes.** A stream holds whatever serves it for as long as it lasts.
 
@@ -50,8 +51,9 @@ tests with 12 such clients (one byte a second) and one normal ``GET /``:
 | werkzeug (the course's handler) | answered; dropped   | answered; a 400 at the deadline  |
 |                                 | at the 10 s limit   |                                  |
 +---------------------------------+---------------------+----------------------------------+
-| nginx in front of gthread       | answered; dropped   | answered; nginx holds them, and  |
-| (``client_header_timeout 2s``)  | at 2 s (408)        | only whole bodies reach gunicorn |
+| nginx in front of gthread       | answered; closed at | answered; nginx holds them, and  |
+| (``client_header_timeout 2s``)  | 2 s with no answer  | only whole bodies reach gunicorn |
+|                                 | (a 408 in its log)  |                                  |
 +---------------------------------+---------------------+----------------------------------+
 
 A thread that waits on a slow client is a thread lost: gthread starves once the slow
@@ -63,7 +65,8 @@ on, as nginx does by default (``proxy_request_buffering on``), with
 (``nginx_location(..., client_timeout="10s")``). Note that ``client_body_timeout`` is per
 read, so a byte a second keeps a body alive: nginx holds it, cheaply, in its event loop.
 A body that stops dead, its connection open, is held for ever by gthread and gevent:
-gunicorn bounds no wait for a body (27.0.1). The course's upload routes give each wait
+gunicorn bounds no wait of the app's own body reads (27.0.1; only its drain of a body the
+app left unread is bounded). The course's upload routes give each wait
 ``--body-timeout`` seconds, 10, then answer 408 (lesson 11; a test on every server:
 the connection closed 2.0 s into a 2 s timeout on gthread, gevent and the fan-out worker).
 
@@ -86,10 +89,11 @@ hides a leak rather than fixes it, and ends the streams it holds.
 routes are streams, and gevent holds thousands of them in one worker (gthread holds
 ``--threads``), shrugs off slow clients, and checks in with the arbiter while streams run.
 What it costs, measured: no ``sendfile(2)`` (gevent's cooperative ``socket.sendfile`` reads
-and sends, 4,096 reads for 256 MiB against a handful with gthread or sync, so lesson 02's
-files go through Python), and CPU-bound work in a handler stalls every stream of the
-worker. Behind nginx, serving files, or running CPU-heavy handlers, gthread is the safer
-choice: ``--worker-class gthread``.
+8 KiB and sends it, ``_sendfile_use_send`` in gevent's ``_socket3.py``: 32,768 reads for
+256 MiB, against a handful with gthread or sync, so lesson 02's files go through Python),
+and CPU-bound work in a handler stalls every stream of the worker. Behind nginx, serving
+files, or running CPU-heavy handlers, gthread is the safer choice: ``--worker-class
+gthread``.
 
 **Where the microseconds go.** Every client's event is due at the same instant, so each
 tick is a burst: the worker sends the event to its streams one after another, and the last
@@ -161,7 +165,7 @@ lesson 08, "The floor", measures that share.)
 What to copy into your own app: encode an event once for everyone who gets it, wake every
 stream from one shared tick, and never wait with a timeout per stream; those three need
 nothing from the server. For tens of thousands of clients of one broadcast, the fan-out
-worker's 200 lines (``streamlib/fanout_worker.py``) are the next step, and lesson 04's
+worker's 240 lines (``streamlib/fanout_worker.py``) are the next step, and lesson 04's
 clock stays as it is: the fast path lives in ``/shared-events`` only.
 
 **Shutdown.** On SIGTERM (a deploy, a scale-down) gunicorn stops accepting, lets open
@@ -190,6 +194,8 @@ So: the app says ``X-Accel-Buffering: no`` on every stream (lesson 04 does), whi
 honours per response and strips; and the proxy's config turns buffering off where it
 proxies streams. The HTTP/1.1 row shows why that belongs in the config and not to luck:
 nginx passed each upstream chunk on as it came, until a gzip filter was added in front.
+(nginx 1.29.7, March 2026, and so 1.30 made HTTP/1.1 the upstream default, per its
+CHANGES: there the first row reads like the third, by luck again.)
 And mind ``proxy_read_timeout`` (60 s): nginx cuts a stream that is quiet for longer, which
 is one more reason for heartbeats (measured with a 1 s timeout: a stream with an event
 every 2 s is cut, the same stream with heartbeats is not). A config to copy
@@ -198,7 +204,7 @@ every 2 s is cut, the same stream with heartbeats is not). A config to copy
     location / {
         proxy_pass http://127.0.0.1:8000;
         proxy_set_header Host $http_host;  # the name and port the client asked for
-        proxy_http_version 1.1;           # keep-alive and chunked to gunicorn
+        proxy_http_version 1.1;           # chunked from gunicorn (keep-alive needs more)
         proxy_set_header Connection "";
         proxy_buffering off;              # pass every piece on as it comes
         proxy_read_timeout 1h;            # longer than the longest silence
@@ -219,11 +225,13 @@ has no chunked encoding, and forbids ``Transfer-Encoding`` and every other
 connection-specific header (RFC 9113 section 8.2.2: one more reason an app must not send
 hop-by-hop headers). The body travels in DATA frames, and the last one is flagged
 END_STREAM. Many responses share one connection, so the browser's limit of six HTTP/1.1
-connections per origin, which a seventh ``EventSource`` tab runs into, is gone (RFC 9113
-recommends that a server allow at least 100 concurrent streams on a connection). HTTP/3
-does the same over QUIC, where a lost packet stalls only the stream it belongs to, not the
-whole connection. A WSGI server speaks HTTP/1.1: the proxy speaks HTTP/2 and 3 to the
-world and HTTP/1.1 to gunicorn, so everything above still applies. The tests and the
+connections per host (Chromium's ``g_max_sockets_per_group``, lesson 10), which a
+seventh ``EventSource`` tab runs into, is gone (RFC 9113 section 5.1.2 recommends that a
+server allow at least 100 concurrent streams on a connection). HTTP/3 does the same over
+QUIC, where a lost packet stalls only the stream it belongs to, not the whole connection
+(RFC 9000 section 2.2; RFC 9114). gunicorn speaks HTTP/1.1 unless told otherwise (HTTP/2
+is opt-in since 25.0): the proxy speaks HTTP/2 and 3 to the world and HTTP/1.1 to
+gunicorn, so everything above still applies. The tests and the
 notebook read ticks over HTTP/2 from nginx with ``curl --http2-prior-knowledge``: the same
 ticks, on time, with no ``Transfer-Encoding`` in sight.
 

@@ -23,22 +23,27 @@ work unchanged inside Flask, which hands the server's environ through. A generat
 yields only empty pieces never learns it (pallets/flask#4385): an empty piece is never
 written, so no write fails. ``send_file`` answers ranges and preconditions itself
 (werkzeug's) and, like Django's ``FileResponse``, hands a whole file to the server's
-``wsgi.file_wrapper`` (a range is read by a generator); ``send_from_directory`` would follow
-a symlink out of the folder, so the view checks the name with ``resolve_under`` first.
+``wsgi.file_wrapper`` (a range is not: werkzeug wraps it in its ``_RangeWrapper``, and the
+Django view reads it with the course's ``iter_file``, so neither uses sendfile);
+``send_from_directory`` would follow a symlink out of the folder, so the view checks the
+name with ``resolve_under`` first.
 
 Sixteen requests at a file server's edges (``FILE_REQUESTS``; the notebook draws the
-table, a test keeps it true) get lesson 02's answers from Django's view, and from Flask's
-``send_file`` all but four:
+table, a test keeps it true) get lesson 02's answers from Django's view. Flask's
+``send_file`` answers four of them otherwise, and parts from RFC 9110 three times: the
+malformed ``Range`` is the RFC's choice to make (section 14.2: a server "MAY ignore or
+reject" an invalid ranges-specifier). A failed ``If-Match`` is a 412 there too
+(werkzeug 3.1's ``make_conditional``); only ``If-Unmodified-Since`` is not checked:
 
 =====================================  ==========================  ======================
 request                                lesson 02 and Django        Flask's ``send_file``
 =====================================  ==========================  ======================
-``Range: bytes=-100000`` (a suffix     206, the whole file (RFC    416
-longer than the file)                  9110 section 14.1.3)
+``Range: bytes=-100000`` (a suffix     206, the whole file         416
+longer than the file)                  (section 14.1.2)
 ``Range: bytes=0-1,3-4``               200, the whole file (a      416
                                        server may ignore Range)
-``Range: bytes=abc`` (malformed)       200 (section 14.2: ignore   416
-                                       an invalid Range)
+``Range: bytes=abc`` (malformed)       200 (section 14.2: ignore   416 (section 14.2:
+                                       an invalid Range)           reject it; allowed)
 ``If-Unmodified-Since`` long ago       412                         200: not checked
 =====================================  ==========================  ======================
 
@@ -54,22 +59,31 @@ found that stream outliving its clients, so its view now watches the socket itse
 (``django_streams.until_gone``). ``runserver`` streams too, without chunks: a response
 with no length gets ``Connection: close`` and its body ends when the connection does
 (``python -m lessons.django_streams runserver 8002``; a test reads it raw). Two more
-middleware habits, each tested: ``ConditionalGetMiddleware`` leaves a stream alone (no
-ETag: it would have to read the body to hash it), and a middleware written for whole
-responses that reads ``response.content`` raises on a stream.
+middleware habits, each tested: ``ConditionalGetMiddleware`` adds no ETag to a stream (it
+would have to read the body to hash it; a stream that carries its own ETag or
+Last-Modified still gets its 304s, ``django/middleware/http.py``, 5.2), and a middleware
+written for whole responses that reads ``response.content`` raises on a stream.
 
 **Where ASGI differs.** ``lessons/asgi_clock.py`` serves the same clock from Starlette under
 uvicorn, beside the course (``uvicorn lessons.asgi_clock:app --port 8001``): an async
 generator on one event loop, the same bytes. The difference a test measures: when a client
-leaves a quiet stream (a heartbeat a second), uvicorn tells the app at once with an
-``http.disconnect`` message, and Starlette cancels the generator, closed in milliseconds
+leaves a quiet stream (a heartbeat a second), uvicorn answers the app's waiting
+``receive()`` at once with an ``http.disconnect`` message (ASGI spec, "Disconnect -
+receive event"), and Starlette, which keeps one waiting while it streams, cancels the
+generator, closed in milliseconds
 with nothing written; a WSGI stream closes at its second heartbeat, one to two seconds
-later, because the first write after the close still succeeds (lesson 04). Django run under
-ASGI warns that a ``StreamingHttpResponse`` "must consume synchronous iterators": it pulls
-each piece of a plain generator through a thread, so give it an async generator there.
+later, because the first write after the close still succeeds (lesson 04). Starlette
+(1.10) listens for that message because uvicorn (0.55) says it speaks ASGI spec version
+2.3; to a server of version 2.4 or later it learns from a failed send instead, as WSGI
+does (``starlette/responses.py``). Django under ASGI drains a plain generator before it
+sends a byte: ``StreamingHttpResponse.__aiter__`` runs ``sync_to_async(list)`` over it
+(``django/http/response.py``, 5.2), with a warning that it "must consume synchronous
+iterators". So a finite stream arrives all at once at its end, and an endless one sends
+nothing at all (``django_streams.asgi_application``; a test and the notebook show both).
+Under ASGI, give Django an async generator.
 
 At fan-out it goes the other way (``bench/results``, lesson 09: one process on one core
-each, uvicorn 0.54, in interleaved rounds with Node). With its pure-Python parts (asyncio's
+each, in interleaved rounds with Node). With its pure-Python parts (asyncio's
 loop, the h11 parser) the ASGI clock's p99 was 3.9 times Node's at 1,000 clients, 116 µs per
 event per client; with the C parts ``pip install uvicorn[standard]`` brings (uvloop,
 httptools), 2.9 times and 85 µs, level with one gevent worker on a timer per stream (2.7
@@ -107,8 +121,9 @@ from streamlib import call_app
 def imported_at_first_request(module: str, name: str) -> Callable:
     """The WSGI app ``module.name``, imported when its first request comes.
 
-    Importing Django and Flask takes a third of a second, which every start of the course
-    (and of each gunicorn worker) would pay for routes it may never serve.
+    Importing Django and Flask takes a noticeable part of a start (measure it with
+    ``python -X importtime``), which every start of the course (and of each gunicorn
+    worker) would pay for routes it may never serve.
     """
     app = None
 

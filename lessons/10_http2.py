@@ -13,13 +13,15 @@ before it unloads (``beforeunload``).
 **One connection, many streams.** HTTP/2 (RFC 9113) cuts each response into frames on a
 numbered stream, and streams share one connection: a ``HEADERS`` frame (status and
 headers), ``DATA`` frames as the body comes, the last one flagged ``END_STREAM``. There is
-no chunked encoding; the frames are the framing. A server allows 100 or more streams at
-once (nginx: ``http2_max_concurrent_streams 128``), so the same page over HTTP/2 opens all
-ten on one connection. Browsers speak HTTP/2 only over TLS, which they negotiate in the
-handshake (ALPN ``h2``).
+no chunked encoding; the frames are the framing. RFC 9113 (section 6.5.2) recommends that
+a server allow at least 100 streams at once (nginx: ``http2_max_concurrent_streams 128``),
+so the same page over HTTP/2 opens all ten on one connection. Browsers speak HTTP/2 only
+over TLS, which they negotiate in the handshake (ALPN ``h2``).
 
-**The course behind nginx.** gunicorn and werkzeug speak HTTP/1.1 only; so does nearly
-every WSGI server. nginx speaks HTTP/2 and TLS to the browser and HTTP/1.1 to the app,
+**The course behind nginx.** werkzeug speaks HTTP/1.1 only, and so does gunicorn unless
+told otherwise (since 25.0 its gthread and gevent workers can speak HTTP/2 over TLS,
+``--http-protocols h2,h1``; ``gunicorn/config.py``). Here nginx does it: it speaks HTTP/2
+and TLS to the browser and HTTP/1.1 to the app,
 with lesson 07's config for streams: ``proxy_buffering off``, HTTP/1.1 upstream, a read
 timeout longer than the heartbeat. ``python -m lessons --https`` starts it in front of the
 course, with a certificate for ``localhost`` made at start by a certificate authority of
@@ -28,20 +30,23 @@ URL. Nothing in the app changes: HTTP/2 is the proxy's business.
 
 **What the proxy removes.** ``Connection``, ``Keep-Alive``, ``Transfer-Encoding`` and
 ``Upgrade`` describe one HTTP/1.1 connection (hop-by-hop headers). An HTTP/2 message that
-carries one is malformed (RFC 9113 section 8.2.2) and a client must refuse it; nginx drops
-them from the app's answer, as it drops the chunks. PEP 3333 already forbids a WSGI app to
-send them: the server frames the body, whichever protocol it speaks.
+carries one is malformed (RFC 9113 section 8.2.2) and a client must refuse it. nginx 1.22
+drops ``Connection``, ``Keep-Alive`` and ``Transfer-Encoding`` from the app's answer, as it
+drops the chunks; an ``Upgrade`` it would pass on (only nginx 1.31.3 strips it,
+``ngx_http_upstream.c``): one more reason PEP 3333 forbids a WSGI app to send any of them.
+The server frames the body, whichever protocol it speaks.
 
 **Flow control.** Each stream has a window: the sender may have only so many bytes in
-flight (64 KiB by default) until the reader makes room (``WINDOW_UPDATE``). A client that
-stops reading one stream stops that stream alone; the other streams on the connection go
-on (``lab.http2.exchange`` shows it: one stream left unread holds at 65,535 bytes
-while another's ticks keep coming). Meanwhile nginx keeps what it has read of that answer,
-and once its buffer and the kernel's are full it stops reading from the app, whose next
-write then waits: 200 MB on a stream left unread still has its generator open two seconds
-later (with nginx's default ``proxy_buffering on`` it is done by then, spooled to nginx's
-temporary file), and it closes when the client goes (a test measures both). The connection has a
-window of its own too, which browsers open wide for that reason.
+flight (65,535 octets by default, RFC 9113 section 6.9.2) until the reader makes room
+(``WINDOW_UPDATE``). A client that stops reading one stream stops that stream alone; the
+other streams on the connection go on (``lab.http2.exchange`` shows it: one stream left
+unread holds at 65,535 bytes while another's ticks keep coming). Meanwhile nginx keeps what
+it has read of that answer, and once its buffer and the kernel's are full it stops reading
+from the app, whose next write then waits: 200 MB on a stream left unread still has its
+generator open two seconds later (with nginx's default ``proxy_buffering on`` it is done by
+then, spooled to nginx's temporary file), and it closes when the client goes (a test
+measures both). The connection has a window of its own too, which browsers open wide for
+that reason.
 
 **HTTP/3** runs the same streams over QUIC (UDP), so that a lost packet holds up only its
 own stream, where TCP holds up every stream of the connection. nginx has it since 1.25;

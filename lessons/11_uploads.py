@@ -16,17 +16,19 @@ under gunicorn larger pieces go faster (its reader copies what it holds at every
 (reading past it may wait forever). A ``Transfer-Encoding: chunked`` body has no length:
 werkzeug's dev server and gunicorn (all three worker classes) undo the chunks and set
 ``environ["wsgi.input_terminated"]``, and then ``read()`` returns ``b""`` at the end. A
-request with neither has no body (RFC 9112 section 6.3). A request that frames its body
-two ways at once (``Transfer-Encoding`` and ``Content-Length``, two different lengths, a
-chunk size of ``0x3``) is refused before the app runs: a server that guessed would store
-a different body than the client sent. The course's dev server checks 79 such cases from
-llhttp's and Go's published tests (``lab.framing``); gunicorn, with the app's own
-check of transfer codings, agrees on all but one (leading zeros in a chunk size).
+request with neither has no body (RFC 9112 section 6.3). A request that frames its body two
+ways at once (``Transfer-Encoding`` and ``Content-Length``, two different lengths) is
+refused before the app runs, and a malformed chunk (a size of ``0x3``) as soon as the app
+reads it: a server that guessed would store a different body than the client sent. The
+course's dev server checks 79 such cases from llhttp's and Go's published tests
+(``lab.framing``); gunicorn, with the app's own check of transfer codings, agrees on all
+but one (leading zeros in a chunk size).
 
 **Refuse before the body comes.** Over ``--max-upload`` (1 GiB unless told), a
 ``Content-Length`` gets 413 before a byte is read, and a chunked body as soon as it passes
-the cap. A client sending a large body can ask first: ``Expect: 100-continue`` (curl does
-past 1 MiB) and wait for ``100 Continue`` before sending. PEP 3333 lets the server say it
+the cap. A client sending a large body can ask first: ``Expect: 100-continue`` (curl 8
+does for a body over 1 MiB or of unknown size; Debian 12's curl 7.88 for every PUT with a
+body) and wait for ``100 Continue`` before sending. PEP 3333 lets the server say it
 at once or at the app's first read; the course's dev server waits for the read
 (``lab.devserver``), so a refused upload costs the client nothing. gunicorn says it
 at once, and plain werkzeug twice: the client starts sending, then meets the 413.
@@ -42,28 +44,28 @@ when its length is known; a folder or a symbolic link where the file goes is a 4
 nothing is written through a link. The tests fill a 1 MiB disk of their own (a tmpfs) on
 every server and find no file half-written.
 
-**Resume a dropped upload.** The course follows the IETF draft "Resumable Uploads for
-HTTP" at version -05 (interop version 6: ``protocol: "ietf-draft-05"`` in tus-js-client,
-the published client the tests drive, through a link cut with a reset and one that goes
-silent). A request with ``Upload-Complete`` starts an upload: ``POST /uploads/NAME``
-(or ``PUT``, or ``POST /uploads``, named by its ``Content-Disposition``), with the first
-bytes or none; the answer's ``Location`` is the upload's own address,
-``/resumable/ID``, and the dev server says it in a ``104 Upload Resumption Supported``
-before it reads the body. ``HEAD`` there answers ``Upload-Offset``, the bytes held, and
-``Upload-Complete``; ``PATCH`` with ``Content-Type: application/partial-upload``,
-``Upload-Offset: N`` and a body appends it at N; ``Upload-Complete: ?1`` on the last
-piece stores the file, and its answer carries the final offset. Every byte that arrived
-is kept, even when the connection drops mid-body. The offset is what the disk holds,
-checked under a lock held for one write at a time (``streamlib.resumable``), and the
-newest request wins: after ``HEAD`` or a new ``PATCH``, an older append still waiting on
-a dead connection writes nothing more, so the client can go on at once (draft section 5:
-"The offset MUST be accepted by a subsequent append"). Eight appends at one offset at
-once: one is taken, seven get a 409 with the offset to resume from. A finished upload
-keeps answering ``Upload-Complete: ?1`` and refuses more bytes (400). ``DELETE``
-cancels; an upload nobody touches for ``--upload-expiry`` seconds (a day) is reclaimed,
-first of all when the disk is full. Draft -03 (interop version 5, tus-js-client's
-``ietf-draft-03``) works too: its appends carry no media type. Left out of the draft:
-``OPTIONS *``, and content codings carried across appends.
+**Resume a dropped upload.** The course follows the IETF draft "Resumable Uploads for HTTP"
+at version -05 (interop version 6: ``protocol: "ietf-draft-05"`` in tus-js-client, the
+published client the tests drive, through a link cut with a reset and one that goes
+silent). A request with ``Upload-Complete`` starts an upload: ``POST /uploads/NAME`` (or
+``PUT``, or ``POST /uploads``, named by its ``Content-Disposition``), with the first bytes
+or none; the answer's ``Location`` is the upload's own address, ``/resumable/ID``, and the
+dev server says it in a ``104 Upload Resumption Supported`` before it reads the body, to a
+client that sent the draft's interop version. ``HEAD`` there answers ``Upload-Offset``, the
+bytes held, and ``Upload-Complete``; ``PATCH`` with ``Content-Type:
+application/partial-upload``, ``Upload-Offset: N`` and a body appends it at N;
+``Upload-Complete: ?1`` on the last piece stores the file, and its answer carries the final
+offset. Every byte that arrived is kept, even when the connection drops mid-body. The
+offset is what the disk holds, checked under a lock held for one write at a time
+(``streamlib.resumable``), and the newest request wins: after ``HEAD`` or a new ``PATCH``,
+an older append still waiting on a dead connection writes nothing more, so the client can
+go on at once (draft section 5: "The offset MUST be accepted by a subsequent append").
+Eight appends at one offset at once: one is taken, seven get a 409 with the offset to
+resume from. A finished upload keeps answering ``Upload-Complete: ?1`` and refuses more
+bytes (400). ``DELETE`` cancels; an upload nobody touches for ``--upload-expiry`` seconds
+(a day) is reclaimed, first of all when the disk is full. Draft -03 (interop version 5,
+tus-js-client's ``ietf-draft-03``) works too: its appends carry no media type. Left out of
+the draft: ``OPTIONS *``, and content codings carried across appends.
 
 **When the body stops coming.** A client that sends ten bytes of a megabyte and then
 nothing holds a worker until something gives up, and gunicorn's gthread and gevent workers
@@ -84,19 +86,19 @@ has received, counted as the parser reads (``CountingInput``) and streamed to th
 by ``/upload-progress?id=ID``, an event stream (lesson 04). The count lives in the
 process: with several gunicorn workers a watcher may land on another one.
 
-**Who holds the body before the app.** gunicorn's sync, gthread and gevent workers all
-call the app once the headers are in and hand it the body as it comes (a slow upload of
-six pieces 0.15 s apart: first byte 4 ms after the client began). nginx in front reads
-the whole body first, to a temporary file past ``client_body_buffer_size`` (8 KiB on
-x86-64) (``proxy_request_buffering on``, its default): the app was called 0.91 s into a
-0.9 s upload. That shields workers from slow uploaders (lesson 07): sixteen uploads
-trickling a byte every 0.4 s hold all eight threads of a gthread worker and the index goes
-unanswered; through nginx the worker never sees them and answers (a test). It also hides
-progress and early refusals from the app;
-``proxy_request_buffering off`` passes the body on as it comes (3 ms), with
-``client_max_body_size`` (nginx's default is 1 MiB) raised to the app's cap. The course's
-dev server gives a request 10 s, and a second more for every 64 KiB that arrives (lesson
-07's deadline, which a trickling client must not dodge and a large upload must not hit).
+**Who holds the body before the app.** gunicorn's sync, gthread and gevent workers all call
+the app once the headers are in and hand it the body as it comes (a slow upload of six
+pieces 0.15 s apart: first byte 4 ms after the client began). nginx in front reads the
+whole body first, to a temporary file past ``client_body_buffer_size`` (8 KiB on x86-64)
+(``proxy_request_buffering on``, its default): the app was called 0.91 s into an upload of
+ten pieces 0.1 s apart. That shields workers from slow uploaders (lesson 07): sixteen
+uploads trickling a byte every 0.4 s hold all eight threads of a gthread worker and the
+index goes unanswered; through nginx the worker never sees them and answers (a test). It
+also hides progress and early refusals from the app; ``proxy_request_buffering off`` passes
+the body on as it comes (3 ms), with ``client_max_body_size`` (nginx's default is 1 MiB)
+raised to the app's cap. The course's dev server gives a request 10 s, and a second more
+for every 64 KiB that arrives (lesson 07's deadline, which a trickling client must not
+dodge and a large upload must not hit).
 
 Uploads go to ``uploads/`` in the folder ``/files/`` serves (so ``/files/uploads/NAME``
 sends one back, with lesson 02's ranges), or to ``--uploads DIR``.
@@ -455,7 +457,8 @@ def say_where(environ: dict, location: str) -> None:
     """Send ``104 Upload Resumption Supported`` with the upload's address, if the server
     offers a way (the course's dev server does: ``lab.devserver``). Only to a client
     that sent the draft's interop version: others may take any 1xx but ``100 Continue`` for
-    the final answer (CPython 3.11's ``http.client``, under requests, does)."""
+    the final answer (CPython 3.11's ``http.client``, under requests, does), and draft -05
+    (section 4.2) forbids it otherwise."""
     informational = environ.get("streamlib.informational")
     if informational is not None:
         limit = f"max-size={max_upload(environ)}, expires={upload_expiry(environ)}"

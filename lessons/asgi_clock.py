@@ -10,8 +10,9 @@ streams are a thousand suspended generators on one loop: no thread, no greenlet 
 The difference that matters most for streams is how the app learns that its client left.
 A WSGI app learns it when a write fails, which after a clean close is the second write,
 so a quiet stream outlives its client by up to two heartbeats (lesson 04). An ASGI server
-sends the app an ``http.disconnect`` message as soon as the socket closes, and Starlette's
-``StreamingResponse`` listens for it while it streams: it cancels the generator, whose
+answers the app's waiting ``receive()`` with an ``http.disconnect`` message as soon as the
+socket closes (ASGI spec, "Disconnect - receive event"), and Starlette's
+``StreamingResponse`` keeps one waiting while it streams: it cancels the generator, whose
 ``finally`` runs at once, with nothing written. (uvicorn announces ASGI spec 2.3 for HTTP;
 with a server that announces 2.4, Starlette stops listening and, like WSGI, learns at a
 failed write.) ``/stats`` counts this process's streams, as the course's ``/stats`` does,

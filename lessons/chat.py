@@ -41,7 +41,7 @@ def model_params(environ: dict) -> tuple[float, float, int | None, int | None]:
     rate = float_param(args, "rate", 30.0, 1.0, 10_000.0)
     length = int_param(args, "length", 0, 1, 100_000) if "length" in args else None
     fail_at = int_param(args, "fail_at", 0, 0, 100_000) if "fail_at" in args else None
-    if length is not None:  # the reply's own length is 13 to 36 tokens: always short enough
+    if length is not None:  # a reply's own length is 16 to 53 tokens: always short enough
         check_duration("length", length, "tokens", 1 / rate, first_after=latency)
     return latency, rate, length, fail_at
 

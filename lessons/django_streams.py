@@ -15,8 +15,8 @@ few lines around the same generator as the WSGI original; Django's part is the r
   streaming response too, but flushes nothing: the events wait in the compressor until
   enough have come to fill a block (``/django/events-gzip`` shows it). Middleware that reads
   ``response.content`` fails on a streaming response, and one that joins
-  ``streaming_content`` buffers the whole stream. ``ConditionalGetMiddleware`` leaves
-  streaming responses alone.
+  ``streaming_content`` buffers the whole stream. ``ConditionalGetMiddleware`` adds no
+  ETag to a streaming response (one with its own ETag still gets its 304s).
 - Errors: the course's parameter checks raise werkzeug's ``BadRequest``, which Django
   would turn into a 500; :func:`plain_errors` answers the course's one line of text.
 - ``runserver`` (``python -m lessons.django_streams runserver 8002``) streams too, but
@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 
 import django
 from django.conf import settings
+from django.core.asgi import get_asgi_application
 from django.core.wsgi import get_wsgi_application
 from django.http import (
     FileResponse,
@@ -112,7 +113,7 @@ def events_watched(request: HttpRequest) -> StreamingHttpResponse:
 def until_gone(pieces: Generator[bytes], gone: Callable[[], bool]) -> Iterator[bytes]:
     """``pieces`` until the client has gone. A layer that holds the pieces back (gzip)
     writes nothing for a while, so no write fails to tell the stream that its client left;
-    then the stream must look for itself (lesson 07, ``streamlib.disconnect``)."""
+    then the stream must look for itself (lesson 06, ``streamlib.disconnect``)."""
     try:
         for piece in pieces:
             if gone():
@@ -196,6 +197,10 @@ urlpatterns = [
 
 # The project's WSGI app, as a Django project's wsgi.py names it.
 application = get_wsgi_application()
+# The same project under ASGI, as its asgi.py would name it: ``uvicorn
+# lessons.django_streams:asgi_application``. Lesson 09 shows what it does with these
+# views' plain generators: drains each one whole before sending a byte.
+asgi_application = get_asgi_application()
 
 if __name__ == "__main__":  # a manage.py in one file: python -m lessons.django_streams runserver
     from django.core.management import execute_from_command_line

@@ -4,8 +4,9 @@ Each view is a few lines around the same generator as the WSGI original: Flask's
 the response object. Run it alone with ``flask --app lessons.flask_streams run``, or in
 the course under ``/flask/`` (``python -m lessons``).
 
-- ``Response(generator)`` streams: werkzeug sends each piece the generator yields, and
-  calls its ``close()`` when the client has gone (the server's next write fails).
+- ``Response(generator)`` streams: the server sends each piece the generator yields, and
+  calls its ``close()``, through werkzeug's response, when a write fails: the second after
+  the client's close (lesson 04).
 - ``stream_with_context`` keeps the request context alive while the generator runs. Flask
   pops it when the view returns, which is *before* the body is sent, so a generator that
   reads ``request``, ``session`` or ``g`` fails with "Working outside of request context".

@@ -8,7 +8,8 @@ int conversion, 4,300 digits); ``"\\ud800"`` (half of a surrogate pair) makes a 
 that cannot be encoded again. :func:`read_json` turns each of these into one line of 4xx:
 
 - more than ``max_bytes``: 413, decided from ``Content-Length`` before a byte is read,
-  or after ``max_bytes + 1`` bytes of a chunked body;
+  or as soon as a chunked body passes it (werkzeug's ``Request.stream`` would cut a
+  chunked body at the cap without a word, and the cut JSON would be a 400);
 - not declared ``application/json``: 415 (:func:`require_json` says why it matters);
 - a body the server could not read (a malformed chunk, a client gone mid-body): 400;
 - not UTF-8, not JSON, nested too deeply, a number too long, a lone surrogate: 400.
@@ -19,7 +20,8 @@ from typing import Any
 
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge, UnsupportedMediaType
 from werkzeug.http import parse_options_header
-from werkzeug.wrappers import Request
+
+from streamlib.uploads import body_pieces
 
 MAX_JSON_BYTES = 1024 * 1024  # the course's bodies are chat messages: 1 MiB is generous
 
@@ -39,29 +41,20 @@ def require_json(environ: dict) -> None:
 
 
 def read_bounded(environ: dict, max_bytes: int) -> bytes:
-    """Return the request body, at most ``max_bytes`` of it, or raise a 413 or a 400.
+    """Return the request body, at most ``max_bytes`` of it, or raise a 4xx.
 
     environ: the request's environ.
     max_bytes: the largest body accepted.
 
-    werkzeug's ``Request.get_data`` reads the body whether it comes with a
-    ``Content-Length`` or chunked (``wsgi.input_terminated``); with ``max_content_length``
-    set it refuses a declared length that is too large before reading anything.
+    The pieces come from :func:`streamlib.uploads.body_pieces`, whatever framed them
+    (``Content-Length``, or chunks the server undid): a 413 before a byte is read for a
+    declared length over ``max_bytes``, or once a chunked body passes it; a 400 for a
+    body the server could not read or that stopped short; a 408 for one that stalled.
     """
-    request = Request(environ)
-    request.max_content_length = max_bytes
     try:
-        stream = request.stream  # raises the 413 for a Content-Length over the limit
-        body = stream.read(max_bytes + 1)
+        return b"".join(body_pieces(environ, max_bytes))
     except RequestEntityTooLarge:
         raise RequestEntityTooLarge(f"the body is over {max_bytes} bytes") from None
-    except BadRequest:
-        raise
-    except Exception as error:  # the server's own reader failed: bad chunk sizes, a reset
-        raise BadRequest(f"the body could not be read: {error}") from None
-    if len(body) > max_bytes:
-        raise RequestEntityTooLarge(f"the body is over {max_bytes} bytes")
-    return body
 
 
 def parse_json(raw: bytes) -> Any:

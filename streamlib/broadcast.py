@@ -47,7 +47,8 @@ class Message:
 
 
 # Recent messages only: every follower woken by a message asks for it within a pulse.
-# (4,096 here held up to 330 MiB of 10,000-character messages in a worker for good.)
+# (4,096 here held a gevent worker 125 MiB more for every 1,000 messages of 10,000
+# characters, for good: tests/test_soak.py, lesson 07.)
 @lru_cache(maxsize=64)
 def encode(message: Message) -> bytes:
     """The SSE event for ``message``, encoded once and shared by every client that sends it.
@@ -99,12 +100,13 @@ class Broadcast:
         self._count = 0  # messages ever added here: a client's place is a count
         # Set by the next add or pulse, which puts a fresh one in its place. One event for every
         # waiter, not a Condition: under gevent, waking 1,000 waiters took 7 us each with
-        # an Event, 17 us with Condition.notify_all (bench/results, lesson 07's "where
+        # an Event, 19 us with Condition.notify_all (bench/results, lesson 07's "where
         # the microseconds go"; streamlib.ticker does the same for a clock).
         self._next_add = threading.Event()
         # A follower waits with no timeout of its own: under gevent a timeout is a timer
-        # started and stopped per follower per wait (lesson 07's clock at 5,000 clients:
-        # 60 us per event per client with one, 40 to 46 without). One pulse wakes every
+        # started and stopped per follower per wait (a wait with a timeout took 12.8 us a
+        # client, against 6.8 without: bench/results, lesson 07's "where the microseconds
+        # go"). One pulse wakes every
         # follower instead, while any follows, and each counts its way to its heartbeat.
         self._pulse = Ticker(pulse, on_tick=lambda ticks: self._on_pulse())
         self._batches_made: dict[tuple[int, int], Batch] = {}  # (from, to) count -> batch
@@ -219,8 +221,9 @@ def publish(redis: Any, data: str, stream: str = STREAM, keep: int = 10_000) -> 
     """Append ``data`` to the Redis stream and return its id (``1732512345678-0``).
 
     redis: a ``redis.Redis`` client made with ``decode_responses=True``.
-    keep: about how many messages the stream keeps (``XADD MAXLEN ~``: Redis trims whole
-        blocks, so a few more may stay); older ones are gone even for a resuming client.
+    keep: about how many messages the stream keeps (``XADD MAXLEN ~``: Redis trims only
+        whole blocks, so a few tens more may stay, says its ``XTRIM`` documentation); older
+        ones are gone even for a resuming client.
 
     Once this returns, the message is acknowledged: it is in the log every process reads.
     """
@@ -230,7 +233,8 @@ def publish(redis: Any, data: str, stream: str = STREAM, keep: int = 10_000) -> 
 def missed(redis: Any, after_id: str, stream: str = STREAM, limit: int = 1000) -> list[Message]:
     """The messages of the stream after ``after_id``, oldest first, at most ``limit``.
 
-    ``XRANGE`` with ``(`` before the start id makes the range exclude it.
+    ``XRANGE`` with ``(`` before the start id makes the range exclude it (Redis 6.2 and
+    later: redis.io/docs, "XRANGE", "Exclusive ranges"; Debian 12 ships 7.0).
     """
     entries = redis.xrange(stream, min=f"({after_id}", count=limit)
     return [Message(message_id, fields["data"]) for message_id, fields in entries]

@@ -1,9 +1,10 @@
 """Gzip responses without holding streams back.
 
 Compression and streaming pull in opposite directions. Deflate packs better the more it
-sees, so a compressor keeps small inputs to itself until it has enough for a block (about
-16 KiB of output here): a middleware that compresses each piece as it comes and sends
-whatever comes out sends *nothing* for a stream of small events, until the stream ends.
+sees, so a compressor keeps small inputs to itself until it has a block's worth (zlib's
+default: 16,384 literals or matches, some 190 KB of the clock's events): a middleware
+that compresses each piece as it comes and sends whatever comes out sends *nothing* for
+a stream of small events, until the stream ends.
 The events are not lost, only held, which for a live stream is the same as broken.
 
 Two ways out, both in :func:`gzip_responses`:
@@ -30,7 +31,8 @@ WSGIApp = Callable[..., Any]
 def gzip_responses(
     app: WSGIApp, *, skip_types: tuple[str, ...] = (), sync_flush: bool = False
 ) -> WSGIApp:
-    """Wrap ``app`` so that its responses are gzipped for clients that accept gzip.
+    """Wrap ``app`` so that its responses are gzipped for clients whose ``Accept-Encoding``
+    names gzip.
 
     app: the WSGI app to wrap. It must call ``start_response`` before it returns its body
         (as every app in this course does), so that the headers can be rewritten.

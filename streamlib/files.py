@@ -4,8 +4,9 @@ Two ways to send a file from WSGI:
 
 - :func:`iter_file`, a generator: read a chunk, yield it, repeat. Memory holds one chunk.
 - ``environ["wsgi.file_wrapper"]`` (PEP 3333), offered by some servers: hand the server
-  the open file and let it send it as it likes. gunicorn uses ``sendfile(2)``, so the
-  bytes go from the page cache to the socket without ever entering Python.
+  the open file and let it send it as it likes. gunicorn's sync and gthread workers use
+  ``sendfile(2)`` (unless ``--no-sendfile`` or TLS), so the bytes go from the page cache
+  to the socket without ever entering Python; its gevent worker reads and sends instead.
 
 :func:`file_body` picks between them.
 

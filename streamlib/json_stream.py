@@ -1,8 +1,9 @@
 """Stream JSON row by row: NDJSON, or one JSON array sent element by element.
 
 **NDJSON** (newline-delimited JSON, ``application/x-ndjson``): one compact JSON value per
-line, UTF-8, each line ending in ``\\n``. A client parses each line as it arrives. JSON
-escapes newlines inside strings, so a raw ``\\n`` only ever ends a row.
+line, UTF-8, each line ending in ``\\n`` (the NDJSON spec, github.com/ndjson/ndjson-spec). A
+client parses each line as it arrives. JSON must escape control characters inside strings
+(RFC 8259 section 7), so a raw ``\\n`` only ever ends a row.
 
 **A JSON array** (``application/json``): ``[``, the elements separated by commas, ``]``. The
 document is valid only once complete, so the client needs an incremental parser (``ijson``)

@@ -13,8 +13,11 @@ answer is Server-Sent Events, each ``data:`` a ``chat.completion.chunk``:
 
 Every chunk repeats the same ``id`` and ``created``. A failure mid-stream is sent as
 ``data: {"error": {...}}``, which the client raises as ``openai.APIError``. Careful with
-SSE extras: the client parses every dispatched message as JSON, so a ``retry:`` hint (a
-message with no data) would break it; comments are safe.
+SSE extras: the client parses every message it decodes as JSON, so a ``retry:`` hint (a
+message with no data) would break it. So would an ``id:``: the client keeps the last id
+and then turns every later blank line, even the one that ends a comment, into a message
+with empty data (``openai`` 3.63.0, ``_streaming.SSEDecoder.decode``). Comments are safe
+in a stream without ids, which is what this one is.
 """
 
 import json

@@ -4,7 +4,8 @@ Serving files is where a web app most often leaks what it should not: ``../`` in
 its spellings, an absolute path, a NUL byte, a symlink pointing out of the folder. The
 rules, in order, each done by a well-tried tool:
 
-1. ``werkzeug.security.safe_join`` refuses ``..`` segments and absolute paths.
+1. ``werkzeug.security.safe_join`` normalises the name (``a/../b`` is ``b``) and refuses
+   one that still climbs out (``..``) or is absolute.
 2. Names starting with a dot (``.env``, ``.git/``) are refused: hidden means private.
 3. The joined path is resolved (symlinks followed) and must still lie in the folder.
 4. It must be a regular file.

@@ -3,7 +3,7 @@
 The rules are RFC 9110's: section 14 (ranges) and section 13 (conditional requests).
 werkzeug parses the headers; what this module adds is the decision, and one correction:
 werkzeug's ``Range.range_for_length`` calls a suffix range longer than the file (``-5000``
-on a 1000-byte file) unsatisfiable, but RFC 9110 section 14.1.3 says "the entire
+on a 1000-byte file) unsatisfiable, but RFC 9110 section 14.1.2 says "the entire
 representation is used".
 https://www.rfc-editor.org/rfc/rfc9110#section-14
 """

@@ -6,7 +6,8 @@ https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-inte
 
 We write ``\\n`` (LF) as the only line separator. Readers must accept CRLF, LF and CR alike,
 and nothing else: Python's ``str.splitlines`` also splits on ``\\x0b``, ``\\x1c``, ``\\u2028``
-and more, so it is the wrong tool for reading SSE (and so is ``requests``' ``iter_lines``).
+and more, so it is the wrong tool for reading SSE; ``requests``' ``iter_lines`` is wrong too, for
+another reason: a CRLF cut in two by the network becomes two line ends (notebook 04).
 """
 
 import codecs
@@ -84,8 +85,9 @@ def event_stream(
         wait, with a bounded wait such as ``queue.get(timeout=...)``, never a busy loop.
     retry: a reconnection delay in ms for the browser, sent with the first comment.
     hello: the first comment, sent at once: the server sends the status line and headers
-        together with the first piece of body, so an idle stream would otherwise leave
-        the client not knowing it is connected.
+        together with the first non-empty piece of body (PEP 3333, "The start_response()
+        Callable"), so an idle stream would otherwise leave the client not knowing it is
+        connected.
 
     Each None becomes a heartbeat comment. A heartbeat is not only for proxies that drop
     quiet connections: a WSGI app learns that its client left only when a write fails,

@@ -42,9 +42,9 @@ class StreamStats:
 
         The wrapper's ``close()`` first calls the iterable's own ``close()`` (so a
         generator's ``finally`` runs), then counts the stream as closed. The wrapper is a
-        class, not a generator, on purpose: a generator that has not started yet ignores
-        ``close()``, so a generator wrapper would never close a stream whose client left
-        before the first chunk.
+        class, not a generator, on purpose: a generator that has not started runs none of
+        its code on ``close()``, not even its ``finally``, so a generator wrapper would never
+        close a stream whose client left before the first chunk.
 
         A ``wsgi.file_wrapper`` body is not wrapped: the server checks that the body *is*
         its wrapper before it uses ``sendfile``. Nor is a ``streamlib.fanout.SharedStream``,

@@ -1,9 +1,9 @@
 """Keep a stream on schedule: one beat every ``interval`` seconds, without drift.
 
 ``for n in range(count): sleep(interval); yield ...`` drifts: every ``sleep`` wakes a
-little late (about half a millisecond here), the work between sleeps takes time too, and
-the delays add up. Sleeping *until a deadline* instead, ``start + n * interval``, makes
-each beat's lateness its own: beat 1000 is no later than beat 1.
+little late, the work between sleeps takes time too, and the delays add up. Sleeping
+*until a deadline* instead, ``start + n * interval``, makes each beat's lateness its own:
+beat 1000 is no later than beat 1.
 
 :func:`ticks` is the simplest stream there is, on that schedule: ``tick 0``, ``tick 1``,
 ... one line a beat (lesson 03); :func:`ticks_for` reads how many and how often from a

@@ -16,17 +16,19 @@ ahead up to 1 MiB and copies what it holds at every ``read``: stored 64 KiB at a
 is in. ``piece=`` chooses.
 
 Where the body ends. With ``Content-Length`` the app must read exactly that many bytes and
-no more (PEP 3333: reading past it may block forever). A ``Transfer-Encoding: chunked``
-body has no length; a server that undoes the chunks says so with
-``environ["wsgi.input_terminated"] = True`` (werkzeug's dev server and gunicorn both do), and
-then ``read()`` returns ``b""`` at the body's end. A request with neither header has no body
-at all (RFC 9112 section 6.3). A chunked body the server left chunked (``wsgiref`` does)
-cannot be read: 411 Length Required.
+no more (PEP 3333: the app should not read past it; a server that does not fake an end of
+file there, such as werkzeug's dev server, then waits for bytes that never come). A
+``Transfer-Encoding: chunked`` body has no length; a server that undoes the chunks says so
+with ``environ["wsgi.input_terminated"] = True`` (werkzeug's dev server and gunicorn both
+do), and then ``read()`` returns ``b""`` at the body's end. A request with neither header
+has no body at all (RFC 9112 section 6.3). A chunked body the server left chunked
+(``wsgiref`` does) cannot be read: 411 Length Required.
 
 When the body stops coming. A client that sends ten bytes of a megabyte and then nothing,
-with its connection open, holds a worker until something gives up; gunicorn's workers
-never do (27.0.1: their body readers call ``recv`` on a blocking socket; gthread's
-five-second wait covers only the first bytes of a request). So while it reads,
+with its connection open, holds a worker until something gives up; gunicorn's gthread and
+gevent workers never do (27.0.1: their body readers call ``recv`` on a blocking socket;
+gthread's five-second wait covers only the first bytes of a request; a sync worker is
+killed after ``--timeout``, and its stream with it). So while it reads,
 :func:`body_pieces` gives each wait for the server's socket ``stall`` seconds
 (``settimeout`` on ``environ["gunicorn.socket"]``), like nginx's ``client_body_timeout``
 (60 s by default), and a body that stalls longer is a ``408 Request Timeout``. The
@@ -112,10 +114,12 @@ def read_piece(read: Callable[[int], bytes], size: int = -1) -> bytes:
     read turned into a 400, and one that stopped coming (see :func:`reads_give_up_after`)
     into a 408.
 
-    A malformed chunked body (a chunk size of twenty hex digits, a missing CRLF) fails
-    inside the *server's* reader, when the app reads: werkzeug raises ``OSError``,
-    gunicorn a ``ParseException`` of its own. Neither is the app's bug, so neither may
-    become a 500; the types differ by server, hence the broad ``except``.
+    A malformed chunked body (a chunk size that is not hex, data not followed by CRLF)
+    fails inside the *server's* reader, when the app reads: werkzeug raises ``OSError``
+    (the course's dev server ``lab.framing.MalformedBody``), gunicorn a ``ParseException``
+    of its own (or ``NoMoreData``, an ``OSError``, for a body cut short). Neither is the
+    app's bug, so neither may become a 500; the types differ by server, hence the broad
+    ``except``.
     """
     try:
         return read(size)

@@ -238,3 +238,18 @@ def test_chromium_resumes_after_a_server_restart_with_no_gap_and_no_repeat():
     assert len(before) >= 5
     assert received == list(range(received[0], received[-1] + 1)), "a gap or a repeat"
     assert received[-1] >= wanted
+
+
+@pytest.mark.browser
+def test_chromium_reconnects_across_origins_with_last_event_id_and_no_preflight():
+    """Lesson 04's claim, in a real browser: an EventSource opened by another origin's page
+    sends ``Origin`` and, on reconnecting, ``Last-Event-ID``, and never an OPTIONS."""
+    from real_programs import chromium_page
+
+    with chromium_page() as page:
+        got = lesson.cross_origin_requests(page, reconnections=2)
+    methods = [method for method, _, _ in got]
+    origins = {origin for _, origin, _ in got}
+    assert methods == ["GET", "GET", "GET"], got
+    assert len(origins) == 1 and origins.pop().startswith("http://127.0.0.1:")
+    assert [last_id for _, _, last_id in got] == ["", "1", "2"]

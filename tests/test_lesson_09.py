@@ -1,7 +1,10 @@
 """Lesson 09: the course's streams in Flask and Django read exactly like the WSGI originals,
 and what each framework adds or breaks is shown, not told."""
 
+import contextlib
 import json
+import socket
+import sys
 import time
 import wsgiref.util
 import zlib
@@ -13,7 +16,7 @@ import sseclient
 from flask import Flask, Response, request, send_from_directory, stream_with_context
 from httpx_sse import connect_sse
 
-from lab import serve
+from lab import free_port, observe, serve, spawn_server
 from lessons import load_lesson, load_lessons
 from lessons.course import build_app
 from streamlib import call_app
@@ -165,7 +168,7 @@ def test_each_frameworks_file_answers_are_the_ones_the_lesson_tabulates(course_a
         "HEAD": "200",
         "a range: bytes=0-4": f"206 bytes 0-4/{size}",
         "the last 5 bytes: bytes=-5": f"206 bytes {size - 5}-{size - 1}/{size}",
-        "a suffix longer than the file": whole,  # section 14.1.3: the entire representation
+        "a suffix longer than the file": whole,  # section 14.1.2: the entire representation
         "two ranges": "200",  # one may ignore Range; the course does for several
         "a range past the end": unsatisfiable,
         "a malformed range": "200",  # section 14.2: an invalid Range is ignored
@@ -421,8 +424,30 @@ def test_asgi_learns_at_once_that_its_client_left_wsgi_at_the_second_write(
     assert 0.9 < wsgi < 2.5, f"WSGI: closed {wsgi:.2f} s after the client left"
 
 
+@pytest.mark.live
+def test_django_under_asgi_drains_a_plain_generator_before_it_sends_a_byte():
+    """Issue 30: the lesson said Django pulls each piece through a thread; it runs
+    ``sync_to_async(list)`` over the generator. Four ticks 0.25 s apart arrive together at
+    the end, and a clock with an event due every 0.5 s sends its headers and then nothing
+    while it runs (so an endless one would send nothing at all)."""
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "lessons.django_streams:asgi_application"]
+    with spawn_server([*command, "--port", str(port)], port, ready_path="/ticks?count=0") as asgi:
+        ticks = observe(asgi.url + "/ticks?count=4&interval=0.25")
+        with socket.create_connection(("127.0.0.1", port), timeout=1.5) as sock:
+            sock.sendall(b"GET /events?count=5&interval=0.5 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            received = b""
+            with contextlib.suppress(TimeoutError):
+                while data := sock.recv(65536):
+                    received += data
+    arrivals = [chunk.at for chunk in ticks.chunks]
+    assert min(arrivals) > 0.7 and max(arrivals) - min(arrivals) < 0.05, arrivals  # at the end
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and body == b"", received[:300]
+
+
 def test_django_warns_when_asgi_serves_a_stream_of_a_sync_iterator():
-    """Under ASGI, Django must pull a sync generator through a thread, piece by piece."""
+    """Under ASGI, Django drains a sync generator through a thread, then sends it."""
     import asyncio
 
     from django.core.handlers.asgi import ASGIHandler
