@@ -5,7 +5,9 @@ rendered by docutils, the library made for it (Python's own documentation tools 
 it). The table of contents lists the bold lead of each paragraph (``**Ranges.**``), which
 is how the lessons mark their topics. The measurements are the lesson's section of
 ``bench/results/README.md`` (Markdown, written by ``python -m bench``), rendered by
-mistune. Every route with an example gets a "watch it" link to the stream inspector.
+mistune. Every route with an example gets a "watch it" link to the stream inspector, and
+every RFC section, PEP, draft and standard the text cites gets a link under "Sources"
+(``lessons.sources``), so a claim can be checked where it is made.
 """
 
 import re
@@ -22,6 +24,7 @@ from werkzeug.exceptions import NotFound
 from lessons import load_lesson
 from lessons.html_page import html_page
 from lessons.routes import Lesson, send_text
+from lessons.sources import sources
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -66,6 +69,8 @@ BODY = """\
 <code>jupyter lab notebooks/{name}.ipynb</code>.</p>
 <p>The exercise: <a href="/lessons/{number:02d}/exercise.py">exercises/{name}.py</a>; grade
 it with <code>python -m pytest exercises/test_{name}.py</code>.</p>
+<h2 id="sources">Sources</h2>
+{sources}
 """
 
 
@@ -169,6 +174,19 @@ def route_items(lesson: Lesson) -> str:
     return "".join(items)
 
 
+def sources_html(docstring: str) -> str:
+    """The sources ``docstring`` cites, as a list of links (``noreferrer``: the course's
+    own addresses stay on this machine)."""
+    cited = sources(docstring)
+    if not cited:
+        return "<p>This lesson cites no published source; its notebook measures its claims.</p>"
+    items = "".join(
+        f'<li><a href="{escape(url)}" rel="noreferrer">{escape(label)}</a></li>'
+        for label, url in cited
+    )
+    return f"<ul>{items}</ul>"
+
+
 def render_lesson_page(lesson: Lesson, lessons: Sequence[Lesson]) -> str:
     """The page of ``lesson``, with links to the lessons before and after it in ``lessons``."""
     docstring = load_lesson(lesson.name).__doc__ or ""
@@ -190,6 +208,7 @@ def render_lesson_page(lesson: Lesson, lessons: Sequence[Lesson]) -> str:
         text=text,
         routes=route_items(lesson),
         measured=measured_html(lesson.number),
+        sources=sources_html(docstring),
     )
     return html_page(f"Lesson {lesson.number:02d}: {lesson.title}", STYLE, body)
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from lessons import lesson_names, load_lesson, load_lessons
 from lessons.course import build_app
 from lessons.pages import DOCUTILS_SETTINGS, bench_section
+from lessons.sources import rfc_sections, sources
 from streamlib import call_app
 
 LESSONS = load_lessons()
@@ -157,3 +158,34 @@ def test_no_lesson_page_path_makes_a_500(tail, method):
     response = call_app(build_app(LESSONS), "/lessons/" + quote(tail, safe="/"), method)
     response.read()
     assert response.status_code in (200, 301, 308, 404, 405), (tail, response.status)
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda lesson: lesson.name)
+def test_a_page_ends_with_a_link_to_every_rfc_section_its_text_cites(course_app, lesson):
+    page = get(course_app, f"/lessons/{lesson.number:02d}")[1].decode()
+    sources = page[page.index('<h2 id="sources">') :]
+    linked = re.findall(r'<a href="(https://[^"]+)" rel="noreferrer">', sources)
+    cited = {
+        f"https://www.rfc-editor.org/rfc/rfc{rfc}#section-{section}"
+        for rfc, section in rfc_sections(load_lesson(lesson.name).__doc__)
+    }
+    assert linked and cited <= set(linked), cited - set(linked)
+    assert len(linked) == len(set(linked))  # each source once
+
+
+def test_sources_are_listed_in_the_order_the_text_first_cites_them():
+    text = (
+        "PEP 3333 says so. RFC 9112 section 6.1 and, later, section 6.3. The Fetch standard"
+        " agrees (whatwg/fetch issues 568 and 1788); see https://redis.io/commands/xrange/."
+        " Not a source: https://127.0.0.1:8443/ticks. Draft -05 again: ietf-draft-05."
+    )
+    assert [label for label, _ in sources(text)] == [
+        "PEP 3333",
+        "RFC 9112 section 6.1",
+        "RFC 9112 section 6.3",
+        "Fetch standard",
+        "whatwg/fetch issue 568",
+        "whatwg/fetch issue 1788",
+        "redis.io/commands/xrange/",
+        "draft-ietf-httpbis-resumable-upload-05",
+    ]
