@@ -39,7 +39,9 @@ preconditions, and the server checks them *in this order* before it sends a byte
 | ``If-Unmodified-Since``     | the file was not modified after the date    | 412        |
 | (without ``If-Match``)      |                                             |            |
 +-----------------------------+---------------------------------------------+------------+
-| ``If-None-Match``           | no ETag matches (weakly; ``*`` matches any) | 304        |
+| ``If-None-Match``           | no ETag matches (weakly; ``*`` matches any) | 304 (GET,  |
+|                             |                                             | HEAD), else|
+|                             |                                             | 412        |
 +-----------------------------+---------------------------------------------+------------+
 | ``If-Modified-Since``       | the file was modified after the date        | 304        |
 | (without ``If-None-Match``) |                                             |            |

@@ -39,12 +39,13 @@ test resets five clients after ``[DONE]`` and counts five streams closed.
 
 **From another origin.** A page served elsewhere (a front end on ``localhost:5173``) may
 open ``new EventSource("http://127.0.0.1:8000/events")`` only if the answer says so:
-``Access-Control-Allow-Origin`` naming that page's origin (or ``*``, unless the page asked
-``withCredentials``: Fetch standard, "CORS check"). EventSource never sends a
-preflight, not even when it reconnects with ``Last-Event-ID`` (not a "safelisted"
-header): Chromium's ``event_source.cc`` asks its loader to prevent one
-(``CorsPreflightPolicy::kPreventPreflight``), and whatwg/fetch issues 568 and 1788 report
-Firefox and Safari doing the same. So what ``--cors http://localhost:5173`` changes for an
+``Access-Control-Allow-Origin`` naming that page's origin, or ``*``; with
+``withCredentials``, the exact origin and ``Access-Control-Allow-Credentials: true`` (Fetch
+standard, "CORS check"). EventSource never sends a preflight, not even when it reconnects
+with ``Last-Event-ID`` (not a "safelisted" header): Chromium's ``event_source.cc`` asks its
+loader to prevent one (``CorsPreflightPolicy::kPreventPreflight``), and whatwg/fetch issue
+568 and pull request 1788 report Firefox and Safari doing the same; a test and notebook 04
+show Chromium's requests. So what ``--cors http://localhost:5173`` changes for an
 EventSource is the ``Access-Control-Allow-Origin`` on its answers; the preflight it also
 answers (``Last-Event-ID`` allowed) is for ``fetch``-based readers such as lesson 06's
 page. Without the flag the course sends neither (``streamlib.origins``).

@@ -120,23 +120,23 @@ What an app can take off, ``/shared-events`` takes: lesson 04's clock with one
 ``streamlib.ticker.Ticker`` that wakes every stream of the process with one event, each
 event encoded once (``functools.lru_cache``), and no timeout on the wait. That last one is
 easy to miss: ``event.wait(heartbeat)`` starts and stops a timer for every stream at every
-event, and it cost as much as the wake-up itself (a sampling profiler, ``py-spy``, found
-8% of the worker's samples in gevent's ``Timeout``). A tick comes every second, so a
-heartbeat of a second or more never comes due and the wait needs none. With the same
-bytes, ids and heartbeats: 41 to 46 µs per event per client against lesson 04's 72 to 95,
-every one of 10,000 clients served, and a p99 1.4 to 1.9 times Node's at 1,000, 5,000 and
-10,000 clients (lesson 04's clock: 2.2 to 3.5 times, and 18% of its clients not served at
-10,000). Lesson 08's broadcast does the same: one event, each batch encoded once for every client it
-wakes, and a pulse once a second instead of a timeout per follower. Copy that into an app
-whose streams send the same events. The rest belongs to the server: a greenlet switch into
-each stream and out again, and the write path, where gevent's ``sendall`` also asks the
-kernel for the socket's buffer size before every write (``strace -c -p`` on the worker:
-one ``getsockopt`` per ``sendto``). Memory per connection stays above Node's (18.2 KiB
-against 13.3 at 10,000; ``tracemalloc`` in the worker puts 2.2 KiB of it in each
-greenlet's saved stack, 0.8 in the greenlet, and less than 1 in the course's own objects).
-It is not CPython: ``bench.one_loop``, one loop that sends each event to every socket with
-no WSGI, beat Node (p99 0.55 times Node's at 5,000 clients, memory per connection 0.55
-times).
+event, and it cost as much as the wake-up itself (a sampling profiler, ``py-spy``, found 8%
+of the worker's samples in gevent's ``Timeout``). A tick comes every second, so a heartbeat
+of a second or more never comes due and the wait needs none. With the same bytes, ids and
+heartbeats: 41 to 46 µs per event per client against lesson 04's 72 to 95, every one of
+10,000 clients served, and a p99 1.4 to 1.9 times Node's at 1,000, 5,000 and 10,000 clients
+(lesson 04's clock: 2.2 to 3.5 times, and 18% of its clients not served at 10,000). Lesson
+08's broadcast does the same: one event, each batch encoded once for every client it wakes,
+and a pulse once a second instead of a timeout per follower. Copy that into an app whose
+streams send the same events. The rest belongs to the server: a greenlet switch into each
+stream and out again, and the write path, where gevent's ``sendall`` also asks the kernel
+for the socket's buffer size before every write (``strace -c -p`` on the worker: one
+``getsockopt`` per ``sendto``). Memory per connection is above Node's from 5,000 clients on
+(18.2 KiB against 13.3 at 10,000, below it at 1,000; ``tracemalloc`` in the worker puts 2.2
+KiB of it in each greenlet's saved stack, 0.8 in the greenlet, and less than 1 in the
+course's own objects). It is not CPython: ``bench.one_loop``, one loop that sends each
+event to every socket with no WSGI, beat Node (p99 0.55 times Node's at 5,000 clients,
+memory per connection 0.55 times).
 
 **Fan-out in the server.** So the last step belongs to the server, and PEP 3333 shows the
 way: ``wsgi.file_wrapper``. An app that returns the server's file wrapper says "this body
@@ -226,7 +226,7 @@ connection-specific header (RFC 9113 section 8.2.2: one more reason an app must 
 hop-by-hop headers). The body travels in DATA frames, and the last one is flagged
 END_STREAM. Many responses share one connection, so the browser's limit of six HTTP/1.1
 connections per host (Chromium's ``g_max_sockets_per_group``, lesson 10), which a
-seventh ``EventSource`` tab runs into, is gone (RFC 9113 section 5.1.2 recommends that a
+seventh ``EventSource`` tab runs into, is gone (RFC 9113 section 6.5.2 recommends that a
 server allow at least 100 concurrent streams on a connection). HTTP/3 does the same over
 QUIC, where a lost packet stalls only the stream it belongs to, not the whole connection
 (RFC 9000 section 2.2; RFC 9114). gunicorn speaks HTTP/1.1 unless told otherwise (HTTP/2

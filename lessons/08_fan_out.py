@@ -51,30 +51,30 @@ joined, to all of them in one loop. Its p99: 40 ms at 1,000 (0.58 times Node's),
 
 **The floor.** Every server here ends in the same place: one ``write`` per client per
 message, or per batch of messages. One pass of writes to 5,000 loopback sockets, with
-nothing else per client, took 53 ms of this machine's core (11 to 14 µs a write, the
-kernel's TCP, which no language skips). A message waits for the pass under way and then for
-its own, so about two passes is the lowest p99 any server can show on this core budget.
-About half of that pass is not the server's work: loopback delivers a packet on the core
-that sent it, so the servers' core also runs every client's TCP receive, which a real
-network leaves to the clients' machines. Steered to the clients' core (Receive Packet
-Steering, root only), the same pass took 28 ms; ``python -m bench.write_pass 5000`` times
-both on your machine, and notebook 08 runs it. The benchmark leaves it where loopback puts
-it: steered away for whole runs, it would load the clients' one core with every receive as
-well. ``bench.one_loop`` measures
-the floor: one process, no WSGI, reading the stream and sending each read to every socket
-had a p99 of 32 ms at 1,000 clients (the fan-out worker: 1.3 times that) and 147 to 168 ms
-at 5,000 (1.15 times, 1.06 to 1.54 over the rounds). Under 150 ms at 5,000, the goal the
-course set itself, the floor reaches in some rounds only, on this core budget. One socket
-option matters when comparing: with Nagle's algorithm on (``TCP_NODELAY`` off, gevent's
-``StreamServer`` default), a write made while the last is unacknowledged waits for the ACK,
-and on loopback the send it then makes runs on the client's core, off the server's budget;
-over a real network it holds an event a round trip. gunicorn and Node turn it off, and so
-does the floor. The load generator times 100 clients in a process of their own and only
-counts the others' events: 5,000 clients each woken for every message needed more than
-their one core, and then the figures were the clients'. The same load on gthread workers
-(1,000 threads) lags even at 1,000 clients: p99 1.1 s against gevent's 0.16. The likely
-cause, not measured apart: every message wakes 500 threads per worker, and they take the
-GIL one at a time, where gevent switches between greenlets in one thread.
+nothing else per client, took 53 ms of this machine's core (11 µs a write; 14 in a pass to
+1,000: the kernel's TCP, which no language skips). A message waits for the pass under way
+and then for its own, so about two passes is the lowest p99 any server can show on this
+core budget. About half of that pass is not the server's work: loopback delivers a packet
+on the core that sent it, so the servers' core also runs every client's TCP receive, which
+a real network leaves to the clients' machines. Steered to the clients' core (Receive
+Packet Steering, root only), the same pass took 28 ms; ``python -m bench.write_pass 5000``
+times both on your machine, and notebook 08 runs it. The benchmark leaves it where loopback
+puts it: steered away for whole runs, it would load the clients' one core with every
+receive as well. ``bench.one_loop`` measures the floor: one process, no WSGI, reading the
+stream and sending each read to every socket had a p99 of 32 ms at 1,000 clients (the
+fan-out worker: 1.3 times that) and 147 to 168 ms at 5,000 (1.15 times, 1.06 to 1.54 over
+the rounds). Under 150 ms at 5,000, the goal the course set itself, the floor reaches in
+some rounds only, on this core budget. One socket option matters when comparing: with
+Nagle's algorithm on (``TCP_NODELAY`` off, gevent's ``StreamServer`` default), a write made
+while the last is unacknowledged waits for the ACK, and on loopback the send it then makes
+runs on the client's core, off the server's budget; over a real network it holds an event a
+round trip. gunicorn and Node turn it off, and so does the floor. The load generator times
+100 clients in a process of their own and only counts the others' events: 5,000 clients
+each woken for every message needed more than their one core, and then the figures were the
+clients'. The same load on gthread workers (1,000 threads) lags even at 1,000 clients: p99
+1.1 s against gevent's 0.16. The likely cause, not measured apart: every message wakes 500
+threads per worker, and they take the GIL one at a time, where gevent switches between
+greenlets in one thread.
 
 Try it, with Redis (``apt-get install redis-server``; ``redis-server --port 6379``)::
 

@@ -32,9 +32,9 @@ URL. Nothing in the app changes: HTTP/2 is the proxy's business.
 ``Upgrade`` describe one HTTP/1.1 connection (hop-by-hop headers). An HTTP/2 message that
 carries one is malformed (RFC 9113 section 8.2.2) and a client must refuse it. nginx 1.22
 drops ``Connection``, ``Keep-Alive`` and ``Transfer-Encoding`` from the app's answer, as it
-drops the chunks; an ``Upgrade`` it would pass on (only nginx 1.31.3 strips it,
-``ngx_http_upstream.c``): one more reason PEP 3333 forbids a WSGI app to send any of them.
-The server frames the body, whichever protocol it speaks.
+drops the chunks; an ``Upgrade`` it would pass on (nginx strips it from 1.31.3 on, and only
+for HTTP/2 and later clients: ``ngx_http_upstream.c``): one more reason PEP 3333 forbids a
+WSGI app to send any of them. The server frames the body, whichever protocol it speaks.
 
 **Flow control.** Each stream has a window: the sender may have only so many bytes in
 flight (65,535 octets by default, RFC 9113 section 6.9.2) until the reader makes room
@@ -49,8 +49,8 @@ measures both). The connection has a window of its own too, which browsers open 
 that reason.
 
 **HTTP/3** runs the same streams over QUIC (UDP), so that a lost packet holds up only its
-own stream, where TCP holds up every stream of the connection. nginx has it since 1.25;
-Debian 12's nginx is 1.22, so this course does not show it.
+own stream, where TCP holds up every stream of the connection. nginx has it, experimental,
+since 1.25; Debian 12's nginx is 1.22, so this course does not show it.
 
 Try it (``python -m lessons --https``, or ``python lessons/10_http2.py --https``)::
 

@@ -27,8 +27,8 @@ but one (leading zeros in a chunk size).
 **Refuse before the body comes.** Over ``--max-upload`` (1 GiB unless told), a
 ``Content-Length`` gets 413 before a byte is read, and a chunked body as soon as it passes
 the cap. A client sending a large body can ask first: ``Expect: 100-continue`` (curl 8
-does for a body over 1 MiB or of unknown size; Debian 12's curl 7.88 for every PUT with a
-body) and wait for ``100 Continue`` before sending. PEP 3333 lets the server say it
+does for a body over 1 MiB or of unknown size; Debian 12's curl 7.88 for every upload with
+``-T``) and wait for ``100 Continue`` before sending. PEP 3333 lets the server say it
 at once or at the app's first read; the course's dev server waits for the read
 (``lab.devserver``), so a refused upload costs the client nothing. gunicorn says it
 at once, and plain werkzeug twice: the client starts sending, then meets the 413.

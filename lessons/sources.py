@@ -29,7 +29,9 @@ RFC = re.compile(r"\bRFC ?(\d{3,5})\b")
 PEP = re.compile(r"\bPEP ?(\d{1,4})\b")
 DRAFT = re.compile(r"(?:draft|at version) ?-(\d\d)\b")  # "draft -05", "ietf-draft-03"
 CHROME_FEATURE = re.compile(r"chromestatus\.com feature (\d+)")
-FETCH_ISSUES = re.compile(r"whatwg/fetch issues? (\d+(?: and \d+)*)")
+# "whatwg/fetch issue 568 and pull request 1788"
+FETCH_THREADS = re.compile(r"whatwg/fetch (?:(?:issues?|pull requests?) \d+(?:,? (?:and )?)?)+")
+THREAD = re.compile(r"(issue|pull request)s? (\d+)")
 URL = re.compile(r"https://(?!localhost|127\.0\.0\.1)[^\s<>`'\"()]+")
 NAMED = {  # a standard the text names in words, and where to read it
     "Fetch standard": "https://fetch.spec.whatwg.org/",
@@ -66,7 +68,7 @@ def rfc_sections(text: str) -> list[tuple[int | None, str]]:
 def sources(text: str) -> list[tuple[str, str]]:
     """``(label, url)`` for every source ``text`` cites that has a public address: RFCs and
     their sections, PEPs, the resumable uploads drafts, named WHATWG and W3C standards,
-    Chrome features, WHATWG issues, and ``https://`` addresses written out (this machine's
+    Chrome features, whatwg/fetch threads, and ``https://`` addresses written out (this machine's
     are examples, not sources). First citation first, each once."""
     flat = " ".join(text.split())
     found: list[tuple[int, str, str]] = []  # (where it is first cited, label, url)
@@ -88,10 +90,11 @@ def sources(text: str) -> list[tuple[str, str]]:
     for match in CHROME_FEATURE.finditer(flat):
         url = f"https://chromestatus.com/feature/{match[1]}"
         found.append((match.start(), f"Chrome Platform Status, feature {match[1]}", url))
-    for match in FETCH_ISSUES.finditer(flat):
-        for number in match[1].split(" and "):
-            url = f"https://github.com/whatwg/fetch/issues/{number}"
-            found.append((match.start(), f"whatwg/fetch issue {number}", url))
+    for match in FETCH_THREADS.finditer(flat):
+        for kind, number in THREAD.findall(match[0]):
+            path = "pull" if kind == "pull request" else "issues"
+            url = f"https://github.com/whatwg/fetch/{path}/{number}"
+            found.append((match.start(), f"whatwg/fetch {kind} {number}", url))
     for match in URL.finditer(flat):
         url = match[0].rstrip(".,;:")
         found.append((match.start(), url.removeprefix("https://"), url))

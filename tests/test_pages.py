@@ -176,7 +176,7 @@ def test_a_page_ends_with_a_link_to_every_rfc_section_its_text_cites(course_app,
 def test_sources_are_listed_in_the_order_the_text_first_cites_them():
     text = (
         "PEP 3333 says so. RFC 9112 section 6.1 and, later, section 6.3. The Fetch standard"
-        " agrees (whatwg/fetch issues 568 and 1788); see https://redis.io/commands/xrange/."
+        " agrees (whatwg/fetch issue 568 and pull request 1788); see https://redis.io/commands/xrange/."
         " Not a source: https://127.0.0.1:8443/ticks. Draft -05 again: ietf-draft-05."
     )
     assert [label for label, _ in sources(text)] == [
@@ -185,7 +185,7 @@ def test_sources_are_listed_in_the_order_the_text_first_cites_them():
         "RFC 9112 section 6.3",
         "Fetch standard",
         "whatwg/fetch issue 568",
-        "whatwg/fetch issue 1788",
+        "whatwg/fetch pull request 1788",
         "redis.io/commands/xrange/",
         "draft-ietf-httpbis-resumable-upload-05",
     ]
