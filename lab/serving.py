@@ -171,10 +171,33 @@ def _wait_until_ready(server: ServerProcess, path: str | None, timeout: float) -
                 socket.create_connection((host, int(port)), timeout=1).close()
             else:
                 requests.get(server.url + path, timeout=1)
-            return
+            if listens_on(server.process.pid, int(port)):
+                return
         except (requests.ConnectionError, OSError):
-            time.sleep(0.05)
-    raise TimeoutError(f"no answer from {server.url}{path} after {timeout} s:\n{server.log()}")
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(
+        f"no answer from {server.url}{path} by the server started after {timeout} s"
+        f" (another process may hold the port):\n{server.log()}"
+    )
+
+
+def listens_on(pid: int, port: int) -> bool:
+    """Whether process ``pid``, or a process it started, holds the listening socket on ``port``.
+
+    A free port (:func:`free_port`) is free when asked, not after: two tests at once may be
+    given the same one. Then the server that lost the race retries its bind, or exits, while
+    the winner answers on the port; without this check, the loser would pass for ready.
+    """
+    try:
+        parent = psutil.Process(pid)
+        for process in [parent, *parent.children(recursive=True)]:
+            for connection in process.net_connections(kind="inet"):
+                if connection.status == psutil.CONN_LISTEN and connection.laddr.port == port:
+                    return True
+    except psutil.Error:
+        return False
+    return False
 
 
 def _stop(server: ServerProcess) -> None:

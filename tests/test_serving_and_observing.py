@@ -77,3 +77,21 @@ def test_spawn_server_gives_up_after_its_timeout():
             [sys.executable, "-c", "import time; time.sleep(30)"], port, ready_timeout=0.5
         ):
             pass
+
+
+def test_spawn_server_does_not_take_another_server_on_its_port_for_its_own():
+    """Two tests may be handed the same free port. The one whose server cannot bind must not
+    pass for ready because the other's server answers there."""
+
+    def other(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"not the spawned server"]
+
+    with serve(other) as url:
+        port = int(url.rsplit(":", 1)[1])
+        assert requests.get(url, timeout=5).ok  # something answers on the port
+        with pytest.raises(TimeoutError, match="another process may hold the port"):  # noqa: SIM117
+            with spawn_server(
+                [sys.executable, "-c", "import time; time.sleep(30)"], port, ready_timeout=1
+            ):
+                pass
