@@ -72,11 +72,11 @@ def sources(text: str) -> list[tuple[str, str]]:
     are examples, not sources). First citation first, each once."""
     flat = " ".join(text.split())
     found: list[tuple[int, str, str]] = []  # (where it is first cited, label, url)
-    sections = {rfc for rfc, _ in rfc_sections(flat)}
+    cited = rfc_sections(flat)
     for match in RFC.finditer(flat):
         rfc = int(match[1])
-        if rfc in sections:  # listed section by section, where the RFC is named
-            for section in dict.fromkeys(s for r, s in rfc_sections(flat) if r == rfc):
+        if any(r == rfc for r, _ in cited):  # listed section by section, where it is named
+            for section in dict.fromkeys(s for r, s in cited if r == rfc):
                 url = f"https://www.rfc-editor.org/rfc/rfc{rfc}#section-{section}"
                 found.append((match.start(), f"RFC {rfc} section {section}", url))
         else:
