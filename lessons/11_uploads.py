@@ -55,7 +55,9 @@ client that sent the draft's interop version. ``HEAD`` there answers ``Upload-Of
 bytes held, and ``Upload-Complete``; ``PATCH`` with ``Content-Type:
 application/partial-upload``, ``Upload-Offset: N`` and a body appends it at N;
 ``Upload-Complete: ?1`` on the last piece stores the file, and its answer carries the final
-offset. Every byte that arrived is kept, even when the connection drops mid-body. The
+offset. Every byte the app was handed is kept, even when the connection drops mid-body
+(gunicorn hands a piece over only once it is whole: a stalled body loses what it held of
+the last one, and ``HEAD`` says where to go on from). The
 offset is what the disk holds, checked under a lock held for one write at a time
 (``streamlib.resumable``), and the newest request wins: after ``HEAD`` or a new ``PATCH``,
 an older append still waiting on a dead connection writes nothing more, so the client can
@@ -63,7 +65,8 @@ go on at once (draft section 5: "The offset MUST be accepted by a subsequent app
 Eight appends at one offset at once: one is taken, seven get a 409 with the offset to
 resume from. A finished upload keeps answering ``Upload-Complete: ?1`` and refuses more
 bytes (400). ``DELETE`` cancels; an upload nobody touches for ``--upload-expiry`` seconds
-(a day) is reclaimed, first of all when the disk is full. Draft -03 (interop version 5,
+(a day) is gone (404), and its files go when the next upload is made, or first of all
+when the disk is full. Draft -03 (interop version 5,
 tus-js-client's ``ietf-draft-03``) works too: its appends carry no media type. Left out of
 the draft: ``OPTIONS *``, and content codings carried across appends.
 
@@ -138,6 +141,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urljoin
 
+from werkzeug.datastructures import EnvironHeaders
 from werkzeug.exceptions import (
     BadRequest,
     NotFound,
@@ -372,7 +376,7 @@ def resumable(app: Callable) -> Callable:
 
 def structured_boolean(environ: dict, header: str) -> bool:
     """A header holding an RFC 9651 boolean, ``?1`` or ``?0``; anything else is a 400."""
-    value = environ.get("HTTP_" + header.upper().replace("-", "_"), "").strip()
+    value = EnvironHeaders(environ).get(header, "").strip()
     if value not in ("?0", "?1"):
         raise BadRequest(f"{header}: expected ?1 (true) or ?0 (false)")
     return value == "?1"
@@ -380,7 +384,7 @@ def structured_boolean(environ: dict, header: str) -> bool:
 
 def header_integer(environ: dict, header: str) -> int | None:
     """A header holding a byte count (an RFC 9651 integer: up to 15 digits), or None."""
-    value = environ.get("HTTP_" + header.upper().replace("-", "_"))
+    value = EnvironHeaders(environ).get(header)
     if value is None:
         return None
     value = value.strip()
@@ -391,8 +395,9 @@ def header_integer(environ: dict, header: str) -> int | None:
 
 def refuse_headers(environ: dict, *headers: str) -> None:
     """A 400 if the request carries any of ``headers`` (the draft forbids them here)."""
+    present = EnvironHeaders(environ)
     for header in headers:
-        if "HTTP_" + header.upper().replace("-", "_") in environ:
+        if header in present:
             raise BadRequest(f"{header} does not belong in a {environ['REQUEST_METHOD']}")
 
 
@@ -430,10 +435,11 @@ def create_resumable(environ: dict, start_response: Callable) -> list[bytes]:
     if complete and content_length is not None:
         length = agreed_length(length, content_length)
     refuse_non_file(folder / name)
+    reclaim_expired(folder, upload_expiry(environ))  # each new upload sweeps the old ones
     with making_room(environ, length or content_length or 0):
         upload_id = create_upload(folder, name, length)
         location = f"/resumable/{upload_id}"
-        if draft_version(environ) and content_length:
+        if draft_version(environ) and content_length != 0:  # a body to come: chunked too
             say_where(environ, location)
         held = append_upload(
             folder,
@@ -514,7 +520,10 @@ def append_resumable(environ: dict, start_response: Callable) -> list[bytes]:
     if offset is None:
         raise BadRequest("Upload-Offset: the byte of the upload this body starts at")
     complete = structured_boolean(environ, "Upload-Complete")
-    room = max_upload(environ) - offset
+    if offset > max_upload(environ):  # never an offset held here: the 409 says which is
+        nothing: list[bytes] = []
+        append_upload(upload_folder(environ), upload_id, offset, complete, nothing)
+    room = max(0, max_upload(environ) - offset)
     content_length = acceptable_length(environ, room)  # a 400, 411 or 413 opens nothing
     with making_room(environ, content_length or 0):
         held = append_upload(

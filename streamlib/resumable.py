@@ -5,11 +5,11 @@ The server's side of the IETF draft "Resumable Uploads for HTTP" at version -05
 ``"ietf-draft-03"``, interop version 5, works too):
 https://datatracker.ietf.org/doc/html/draft-ietf-httpbis-resumable-upload-05
 
-1. **Create.** A request with ``Upload-Complete`` and a body (any method) makes an upload
-   resource; the answer's ``Location`` is its address. ``?1`` says the body is the whole
-   upload, ``?0`` that more will follow. A server that can sends ``104 Upload Resumption
-   Supported`` with the ``Location`` before it reads the body, so even a first request
-   that drops can be resumed.
+1. **Create.** A request with ``Upload-Complete`` (any method; its body, empty or not, is
+   the first part) makes an upload resource; the answer's ``Location`` is its address.
+   ``?1`` says the body is the whole upload, ``?0`` that more will follow. A server that
+   can sends ``104 Upload Resumption Supported`` with the ``Location`` before it reads the
+   body, so even a first request that drops can be resumed.
 2. **Ask.** ``HEAD`` on the resource answers ``Upload-Offset``, the bytes the server holds.
 3. **Append.** ``PATCH`` with ``Content-Type: application/partial-upload``,
    ``Upload-Offset`` and the next bytes; ``Upload-Complete: ?1`` on the last.
@@ -28,14 +28,16 @@ processes at once:
 - The newest request wins. A client whose connection died silently asks ``HEAD`` and
   appends again, while the server may still be waiting on the dead connection. ``HEAD``
   and each new append take the upload from whatever request held it; that one's next
-  piece is dropped, not written, and it ends. So the offset ``HEAD`` gives is the one the
-  next append can use (draft section 5: "The offset MUST be accepted by a subsequent
-  append").
+  piece is dropped, not written, and it ends with a 409 that says the offset. So the
+  offset ``HEAD`` gives is the one the next append can use (draft section 5: "The offset
+  MUST be accepted by a subsequent append"), and so is the one in an append's 409: an
+  append takes the upload over even when its offset is refused.
 - Done is done. The finished file is renamed into place whole; the state stays, so that
   a client whose last answer was lost hears ``Upload-Complete: ?1``, and an append to a
   finished upload is a 400 that leaves it as it is.
-- Nothing lives for ever: an upload nobody touched for ``max_age`` seconds is reclaimed
-  (:func:`reclaim_expired`); ``Upload-Limit: expires=`` tells the client how long it has.
+- Nothing lives for ever: an upload nobody touched for ``max_age`` seconds is gone (a
+  404), and its files are removed by :func:`reclaim_expired`; ``Upload-Limit: expires=``
+  tells the client how long it has.
 """
 
 import contextlib
@@ -51,7 +53,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from werkzeug.exceptions import BadRequest, Conflict, HTTPException, NotFound
+from werkzeug.exceptions import BadRequest, HTTPException, NotFound
 
 from streamlib.uploads import refuse_non_file, storage_errors, sync_folder
 
@@ -109,11 +111,14 @@ class UploadProblem(HTTPException):
     start_response)`` sends it.
     """
 
-    def __init__(self, code: int, problem: str, title: str, held: Held, **fields: object) -> None:
+    def __init__(
+        self, code: int, problem: str | None, title: str, held: Held, **fields: object
+    ) -> None:
         self.code = code
         super().__init__(title)
         self.held = held
-        self.problem = {"type": PROBLEM_TYPES + problem, "title": title, **fields}
+        kind = PROBLEM_TYPES + problem if problem else "about:blank"  # RFC 9457 section 4.2.1
+        self.problem = {"type": kind, "title": title, **fields}
 
     def get_headers(self, environ: object = None, scope: object = None) -> list[tuple[str, str]]:
         return [
@@ -124,12 +129,6 @@ class UploadProblem(HTTPException):
 
     def get_body(self, environ: object = None, scope: object = None) -> str:
         return json.dumps(self.problem)
-
-    def __call__(self, environ: dict, start_response: Callable) -> list[bytes]:
-        body = self.get_body().encode()
-        headers = [*self.get_headers(), ("Content-Length", str(len(body)))]
-        start_response(f"{self.code} {self.name}", headers)
-        return [body]
 
 
 # -- The two files of an upload, and the lock ---------------------------------------------------
@@ -178,8 +177,9 @@ def opened(folder: Path, upload_id: str) -> Iterator[int]:
 def locked(descriptor: int) -> Iterator[UploadState]:
     """Hold the upload's lock, and give its state as it is now.
 
-    Waiting for the lock can block a gevent worker: every holder lets go within one
-    piece's write, so the wait is microseconds.
+    Waiting for the lock can block a gevent worker: every holder lets go after one
+    piece's write, or at the end after a rename and a folder sync, so the wait is
+    milliseconds at most.
     """
     fcntl.flock(descriptor, fcntl.LOCK_EX)
     try:
@@ -191,17 +191,31 @@ def locked(descriptor: int) -> Iterator[UploadState]:
 
 
 def held_now(folder: Path, upload_id: str, state: UploadState, max_age: float) -> Held:
-    """Where the upload stands, read from the disk (call it holding the lock)."""
-    if state.complete:
-        offset, touched = state.size, os.stat(state_path(folder, upload_id)).st_mtime
-    else:
-        data = os.lstat(data_path(folder, upload_id))  # never the size of what a link names
-        if not stat.S_ISREG(data.st_mode):
-            raise NotFound("this upload's bytes are not a plain file any more")
-        offset, touched = data.st_size, data.st_mtime
-        touched = max(touched, os.stat(state_path(folder, upload_id)).st_mtime)
-    expires_in = max(0, round(max_age - (time.time() - touched)))
-    return Held(offset, state.complete, state.length, expires_in)
+    """Where the upload stands, read from the disk (call it holding the lock). An upload
+    untouched for ``max_age`` seconds, or whose bytes are gone, is a 404."""
+    try:
+        if state.complete:
+            offset, touched = state.size, os.stat(state_path(folder, upload_id)).st_mtime
+        else:
+            data = os.lstat(data_path(folder, upload_id))  # never the size a link names
+            if not stat.S_ISREG(data.st_mode):
+                raise NotFound("this upload's bytes are not a plain file any more")
+            offset, touched = data.st_size, data.st_mtime
+            touched = max(touched, os.stat(state_path(folder, upload_id)).st_mtime)
+    except FileNotFoundError:  # a crash between the rename and the state's write
+        raise NotFound("this upload's bytes are gone") from None
+    left = max_age - (time.time() - touched)
+    if left <= 0:
+        raise NotFound(f"the upload expired: nothing came for {max_age:.0f} s")
+    return Held(offset, state.complete, state.length, round(left))
+
+
+def overtaken(folder: Path, upload_id: str, state: UploadState) -> UploadProblem:
+    """The 409 for a request a newer one took the upload over from: with the offset, as
+    the draft asks of every failed append to an upload still active."""
+    held = held_now(folder, upload_id, state, MAX_AGE)  # touched just now: not expired
+    title = "a newer request took this upload over; this one ends here"
+    return UploadProblem(409, None, title, held)
 
 
 # -- The four steps ---------------------------------------------------------------------------
@@ -228,10 +242,11 @@ def upload_offset(folder: Path, upload_id: str, max_age: float = MAX_AGE) -> Hel
     """``HEAD``: where the upload stands. Whatever request was still appending to it
     writes nothing more: the offset answered is the one the next append must use."""
     with opened(folder, upload_id) as descriptor, locked(descriptor) as state:
+        held = held_now(folder, upload_id, state, max_age)  # before the write touches it
         if state.owner is not None:
             state.owner = None
             write_state(descriptor, state)
-        return held_now(folder, upload_id, state, max_age)
+        return held
 
 
 def append_upload(
@@ -251,9 +266,9 @@ def append_upload(
         size (the draft: offset plus length), or None for a chunked body.
 
     Raises ``UploadProblem`` for an append at an offset other than the one held (409) or
-    to a finished upload (400), ``BadRequest`` when the bytes would pass the declared
-    length or end short of it, ``Conflict`` when a newer request took the upload over
-    meanwhile, and ``NotFound`` for an upload that is not there (any more).
+    to a finished upload (400) or when a newer request took the upload over meanwhile
+    (409), ``BadRequest`` when the bytes would pass the declared length or end short of
+    it, and ``NotFound`` for an upload that is not there (any more).
     """
     me = secrets.token_hex(8)
     with opened(folder, upload_id) as descriptor:
@@ -296,7 +311,7 @@ def append_pieces(
         for piece in pieces:
             with locked(descriptor) as state:
                 if state.owner != me:
-                    raise Conflict("a newer request took this upload over; this one ends here")
+                    raise overtaken(folder, upload_id, state)
                 room = len(piece) if state.length is None else state.length - position
                 write_all(data, piece[:room])  # up to the declared length, not past it
                 position += min(room, len(piece))
@@ -333,7 +348,7 @@ def finish(folder: Path, upload_id: str, descriptor: int, me: str, size: int) ->
     """
     with locked(descriptor) as state:
         if state.owner != me:
-            raise Conflict("a newer request took this upload over; this one ends here")
+            raise overtaken(folder, upload_id, state)
         data = os.open(data_path(folder, upload_id), os.O_RDONLY | os.O_NOFOLLOW)
     try:
         with os.fdopen(data, "rb", closefd=False) as file:
@@ -343,7 +358,7 @@ def finish(folder: Path, upload_id: str, descriptor: int, me: str, size: int) ->
         os.close(data)
     with locked(descriptor) as state:
         if state.owner != me:
-            raise Conflict("a newer request took this upload over; this one ends here")
+            raise overtaken(folder, upload_id, state)
         if state.length is not None and size != state.length:
             raise BadRequest(f"the upload ended at {size} bytes; it said {state.length}")
         target = folder / state.name

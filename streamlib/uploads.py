@@ -73,6 +73,7 @@ from werkzeug.exceptions import (
     RequestEntityTooLarge,
     RequestTimeout,
 )
+from werkzeug.http import parse_list_header
 
 PIECE = 64 * 1024  # bytes read and written at a time: the upload's whole footprint
 STALL_SECONDS = 10.0  # a body that sends nothing for this long is given up (408)
@@ -144,8 +145,9 @@ def acceptable_length(environ: dict, max_bytes: int) -> int | None:
     a transfer coding besides ``chunked`` (``gzip, chunked``), which gunicorn hands over
     still encoded: stored as it is, it would not be the file the client sent.
     """
-    codings = environ.get("HTTP_TRANSFER_ENCODING", "").lower().replace(" ", "").split(",")
-    if codings not in ([""], ["chunked"]):
+    header = environ.get("HTTP_TRANSFER_ENCODING", "")
+    codings = [coding.lower() for coding in parse_list_header(header)]
+    if codings not in ([], ["chunked"]):
         # werkzeug's 501 Not Implemented, not Python's NotImplemented constant
         raise exceptions.NotImplemented("Transfer-Encoding: only chunked is understood here")
     length = declared_length(environ)

@@ -585,6 +585,9 @@ SECTIONS: dict[int, dict[str, str]] = {
     8259: {
         "7": "Strings",
     },
+    9457: {
+        "4.2.1": "about:blank",
+    },
     9000: {
         "2.2": "Sending and Receiving Data",
     },

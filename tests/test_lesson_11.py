@@ -379,6 +379,54 @@ def put_head(name: str, length: int) -> bytes:
     ).encode()
 
 
+def test_an_offset_past_the_largest_upload_is_a_409_that_says_the_offset(app):
+    """It was a 413 saying "at most -999998926258175 bytes here"."""
+    at = start(app, "far.bin", b"abc").header("Location")
+    answer = patch(app, at, 999_999_999_999_999, False, b"x")
+    assert answer.status.startswith("409") and answer.header("Upload-Offset") == "3"
+
+
+def test_an_append_overtaken_by_a_newer_request_ends_in_a_409_with_the_offset(app):
+    """Draft -05 section 6: a failed append to an active upload still says the offset."""
+    at = start(app, "over.bin", b"abc").header("Location")
+    answers = []
+
+    def pieces() -> Iterator[bytes]:
+        yield b"de"
+        answers.append(ask(app, at, "HEAD"))  # the client's retry: it takes the upload over
+        yield b"fg"
+
+    headers = {**PATCH, "Upload-Offset": "3", "Upload-Complete": "?0"}
+    environ = make_environ(at, "PATCH", headers)
+    environ["wsgi.input"], environ["wsgi.input_terminated"] = Arriving(pieces()), True
+    seen = []
+    body = b"".join(
+        app(environ, lambda status, headers, exc_info=None: seen.append((status, dict(headers))))
+    )
+    status, answered = seen[-1]
+    assert answers[0].header("Upload-Offset") == "5"
+    assert status.startswith("409") and answered["Upload-Offset"] == "5"
+    assert json.loads(body)["title"].startswith("a newer request took this upload over")
+
+
+def test_an_upload_nobody_touched_for_its_expiry_is_gone(folder):
+    settings = {"course.uploads": str(folder), "course.max_upload": CAP, "course.upload_expiry": 1}
+    app = build_app(load_lessons(), StreamStats(), settings)
+    at = start(app, "old.bin", b"abc").header("Location")
+    time.sleep(1.2)
+    assert ask(app, at, "HEAD").status.startswith("404")
+    assert patch(app, at, 3, True, b"d").status.startswith("404")
+    start(app, "new.bin", b"x")  # a new upload sweeps the expired one's files
+    assert not list(folder.glob(f".upload-{at.rsplit('/', 1)[1]}.*"))
+
+
+def test_an_upload_whose_bytes_are_gone_is_a_404_not_a_500(app, folder):
+    """A crash between the final rename and the state's write leaves a state with no bytes."""
+    at = start(app, "gone.bin", b"abc").header("Location")
+    (folder / f".upload-{at.rsplit('/', 1)[1]}.partial").unlink()
+    assert ask(app, at, "HEAD").status.startswith("404")
+
+
 @pytest.fixture
 def live(app) -> Iterator[str]:
     with serve(app) as url:
@@ -414,6 +462,17 @@ def test_the_dev_server_says_where_an_upload_lives_before_reading_its_body(live,
     assert (folder / "early.bin").read_bytes() == b"hello"
     for head in (start_head("1.1"), start_head("1.0", "Upload-Draft-Interop-Version: 6")):
         assert b" 104 " not in exchange(live, head, b"hello")
+
+
+def test_a_chunked_creation_hears_where_its_upload_lives_too(live, folder):
+    """The 104 went only to a creation with a Content-Length: a chunked one, whose body
+    is the most likely to be long, heard nothing until the end."""
+    head = start_head("1.1", "Upload-Draft-Interop-Version: 6").replace(
+        b"Content-Length: 5", b"Transfer-Encoding: chunked"
+    )
+    early, _, final = exchange(live, head, b"5\r\nhello\r\n0\r\n\r\n").partition(b"|")
+    assert early.startswith(b"HTTP/1.1 104 Upload Resumption Supported\r\n")
+    assert final.startswith(b"HTTP/1.1 201") and (folder / "early.bin").read_bytes() == b"hello"
 
 
 def test_a_chunked_body_from_requests_is_stored_whole(live, folder):
@@ -622,8 +681,10 @@ SMALL_DISK = 1024 * 1024  # a tmpfs of 256 pages
 @pytest.fixture(params=list(WRITE_SERVER_KINDS))
 def small_disk(request, tmp_path) -> Iterator[tuple[str, Path]]:
     """The course on each server the tests run, storing uploads on a 1 MiB tmpfs of its own
-    (issue 28, item 2: every route answered 500, the buffered one left half a file)."""
-    flags = (*WRITE_SERVER_KINDS[request.param], "--upload-expiry", "2")
+    (issue 28, item 2: every route answered 500, the buffered one left half a file), with
+    uploads that expire after 2 s where the test asks (``@pytest.mark.quick_expiry``)."""
+    expiry = "2" if request.node.get_closest_marker("quick_expiry") else "60"
+    flags = (*WRITE_SERVER_KINDS[request.param], "--upload-expiry", expiry)
     with course_on_a_small_disk(tmp_path / "small", SMALL_DISK, *flags) as (server, folder):
         yield server.url, folder
 
@@ -671,6 +732,7 @@ def test_a_full_disk_mid_append_keeps_what_was_written_and_the_upload_resumes(sm
 
 
 @pytest.mark.live
+@pytest.mark.quick_expiry
 def test_abandoned_uploads_expire_and_make_room_for_new_ones(small_disk):
     """Three abandoned partial uploads filled the disk, and every later upload was a 500.
     Now they are reclaimed once expired (here after 2 s), before "disk full" is said."""
