@@ -59,10 +59,11 @@ from typing import Any
 from werkzeug.serving import WSGIRequestHandler
 
 from lab.framing import ChunkedBody, framing_problem
+from streamlib.uploads import STALL_SECONDS
 
 REQUEST_SECONDS = 10.0  # for the headers and the body together, to begin with
 MIN_RATE = 64 * 1024  # bytes a second: each that arrives extends the deadline by 1/MIN_RATE s
-STALL = 10.0  # seconds one wait for the client's bytes may last (--body-timeout)
+STALL = STALL_SECONDS  # seconds one wait for the client's bytes may last (--body-timeout)
 
 
 class DeadlineReader(io.RawIOBase):
@@ -114,7 +115,7 @@ class ContinueOnFirstRead:
     to send its body only when the application wants it.
     """
 
-    def __init__(self, body: Any, say_continue: Callable[[], None]) -> None:
+    def __init__(self, body: Any, say_continue: Callable[[], None] | None) -> None:
         self.body, self.say_continue = body, say_continue
 
     def _asked(self) -> Any:
@@ -205,7 +206,8 @@ class SpecRequestHandler(WSGIRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":  # a HEAD answer has no body, refused or not
+            self.wfile.write(body)
 
     def send_response(self, code: int, message: str | None = None) -> None:
         self.response_started = True

@@ -120,7 +120,8 @@ def nginx_location(
     request_buffering: bool = True,
     max_body: str | None = None,
 ) -> str:
-    """Return an nginx ``location / {}`` block that proxies every request to ``upstream``.
+    """Return an nginx ``location / {}`` block that proxies every request to ``upstream``
+    (with ``client_timeout``, the two server-level timeouts before it).
 
     upstream: the WSGI server's URL, such as ``http://127.0.0.1:8000``.
     buffering: nginx's default; False adds ``proxy_buffering off;`` (pieces pass at once).

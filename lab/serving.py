@@ -177,7 +177,7 @@ def _wait_until_ready(server: ServerProcess, path: str | None, timeout: float) -
             pass
         time.sleep(0.05)
     raise TimeoutError(
-        f"no answer from {server.url}{path} by the server started after {timeout} s"
+        f"no answer from {server.url}{path or ''} by the server started after {timeout} s"
         f" (another process may hold the port):\n{server.log()}"
     )
 

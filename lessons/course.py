@@ -63,7 +63,8 @@ def build_app(
         names to answer besides the loopback ones, and ``"course.cors"``, origins whose
         pages may read answers and post.
 
-    Every request's ``Host`` must name this server (403 otherwise), and a POST from
+    Every request's ``Host`` must be a host (400 otherwise) naming this server (403
+    otherwise), and a POST from
     another site's page is a 403 too: a server on 127.0.0.1 is within reach of every
     page the learner's browser opens (lesson 02, "Only this machine's pages").
     """
@@ -87,7 +88,7 @@ def build_app(
         try:
             if problem := malformed_host(environ):
                 raise BadRequest(problem)
-            if refusal := host_refusal(environ, allowed_hosts):  # before anything else
+            if refusal := host_refusal(environ, allowed_hosts):  # before any route runs
                 raise Forbidden(refusal)
             if cors := cors_headers(environ, trusted_origins):  # only for a --cors origin
                 if environ["REQUEST_METHOD"] == "OPTIONS":

@@ -5,13 +5,14 @@ Python's ``json.loads`` accepts all of these and then fails in ways a route does
 expect: a 100 MB body is read into memory first; ``[`` 50,000 times raises
 ``RecursionError``; an integer of 5,000 digits raises ``ValueError`` (CPython's limit on
 int conversion, 4,300 digits); ``"\\ud800"`` (half of a surrogate pair) makes a ``str``
-that cannot be encoded again. :func:`read_json` turns each of these into one line of 4xx:
+that cannot be encoded again. :func:`read_json` turns each of these into a one-line answer:
 
 - more than ``max_bytes``: 413, decided from ``Content-Length`` before a byte is read,
   or as soon as a chunked body passes it (werkzeug's ``Request.stream`` would cut a
   chunked body at the cap without a word, and the cut JSON would be a 400);
 - not declared ``application/json``: 415 (:func:`require_json` says why it matters);
 - a body the server could not read (a malformed chunk, a client gone mid-body): 400;
+- no length and no chunks a server undid: 411; a transfer coding besides chunked: 501;
 - not UTF-8, not JSON, nested too deeply, a number too long, a lone surrogate: 400.
 """
 
@@ -41,7 +42,8 @@ def require_json(environ: dict) -> None:
 
 
 def read_bounded(environ: dict, max_bytes: int) -> bytes:
-    """Return the request body, at most ``max_bytes`` of it, or raise a 4xx.
+    """Return the request body, at most ``max_bytes`` of it, or raise a 4xx (or the 501
+    of ``streamlib.uploads.acceptable_length`` for a coding besides chunked).
 
     environ: the request's environ.
     max_bytes: the largest body accepted.

@@ -131,7 +131,9 @@ class Broadcast:
             self._count += len(messages)
             self._recent.extend(messages)
             self._characters += sum(len(message.data) for message in messages)
-            while len(self._recent) > self._keep or self._characters > self._keep_characters:
+            while len(self._recent) > 1 and (  # the newest message stays, however long
+                len(self._recent) > self._keep or self._characters > self._keep_characters
+            ):
                 self._characters -= len(self._recent.popleft().data)
         self._wake_followers()
         if self.audience.members:

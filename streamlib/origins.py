@@ -18,7 +18,8 @@ the learner visits can make their browser send requests to it, two ways:
   JSON endpoint insists on ``application/json``, which a page can only send to another
   origin after a CORS preflight that this server does not grant.
 
-Each check returns the reason to refuse, or None; the course turns a reason into a 403.
+Each check returns the reason to refuse, or None; the course turns a reason into a 403,
+or a 400 for a ``Host`` that is not a host at all (:func:`malformed_host`).
 """
 
 import ipaddress

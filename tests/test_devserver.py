@@ -220,3 +220,12 @@ def test_an_upload_at_a_steady_pace_outlives_the_deadline():
             answer += data
     assert time.monotonic() - started > 2.0
     assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(str(size).encode()), answer
+
+
+def test_a_refused_head_request_gets_the_status_and_no_body():
+    """A HEAD answer carries no body (RFC 9110 section 9.3.2), refused or not: the refusal
+    of a HEAD without a Host header wrote its line of text after the headers."""
+    with running(refuse_or_echo, QuietRequestHandler) as address:
+        answer = exchange(address, b"HEAD / HTTP/1.1\r\n\r\n")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") and b"Content-Length: " in head and body == b""

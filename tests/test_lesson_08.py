@@ -99,6 +99,13 @@ def test_a_room_holds_at_most_keep_characters_of_messages_however_long():
     assert room.messages_after("1") is None and room.messages_after("3") == [Message("4", "x" * 10)]
 
 
+def test_a_message_longer_than_the_room_is_still_delivered():
+    room = Broadcast(keep_characters=5)
+    live = room.follow(heartbeat=5)
+    room.add(Message("1", "x" * 10))
+    assert [m.id for m in next(live).messages] == ["1"]  # it was dropped as it came
+
+
 def test_messages_after_an_id_held_or_none():
     room = Broadcast()
     for n in range(1, 4):

@@ -7,8 +7,9 @@ opened from it. Whatever they try, nothing reaches the broadcast room, and the c
 own pages still run every script they were written with.
 
 The hostile page is served from ``localhost`` while the course is asked at ``127.0.0.1``:
-two sites, as far as the browser is concerned (a site is a scheme and a host; the port is
-not part of it).
+two sites, as far as the browser is concerned (a site is a scheme and a registrable
+domain, and for a host with none, such as these two, the host itself; the port is not part
+of it: HTML, "same site").
 """
 
 import json
