@@ -343,8 +343,12 @@ def stats_of(url: str) -> dict:
     return requests.get(url + "/stats", timeout=10).json()
 
 
-def settled(url: str, seconds: float = 10.0) -> dict:
-    """``/stats`` once every stream is closed again (or as it is when time runs out)."""
+def settled(url: str, seconds: float = 25.0) -> dict:
+    """``/stats`` once every stream is closed again (or as it is when time runs out).
+
+    A stream learns that its client left when a write fails, and the first write after the
+    client's close may still succeed: up to two heartbeats, 10 s each by default (lesson
+    04), so 25 s. Ten were too few for ``/upload-progress`` under gthread, once."""
     deadline = time.monotonic() + seconds
     while (snapshot := stats_of(url))["open_streams"] and time.monotonic() < deadline:
         time.sleep(0.1)
