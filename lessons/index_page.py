@@ -28,7 +28,7 @@ STYLE = """\
   body { font: 16px/1.5 system-ui, sans-serif; max-width: 60rem; margin: 2rem auto;
          padding: 0 1rem; }
   code, pre { background: #f4f4f4; padding: 0 .25rem; }
-  pre { padding: .5rem; overflow-x: auto; }
+  pre { padding: .5rem; white-space: pre-wrap; overflow-wrap: anywhere; }  /* no line hidden */
   li code, p code { overflow-wrap: anywhere; }
   .later { color: #888; }
 """

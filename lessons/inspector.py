@@ -3,10 +3,12 @@
 The page fetches the path with ``fetch`` and reads the body from its ``ReadableStream``,
 noting the time of every chunk the browser hands over: what ``lab.observe`` does
 from Python, done by the browser. It draws the bytes received against time (SVG, one
-step per chunk), parses the events of an event stream, and polls ``/stats`` meanwhile for
-the server's open streams and memory. Two paths share one time axis, so ``/buffered``
-(one late block) and ``/streamed`` (a staircase) can be watched side by side. A POST with
-a JSON body (the chat completions endpoint) works too, once the learner presses Watch.
+step per chunk, ticks at round numbers), parses the events of an event stream, and polls
+``/stats`` for the server's open streams and memory, meanwhile and afterwards, until the
+server has closed the streams watched (it notices a client that left only at its next
+write). Two paths share one time axis, so ``/buffered`` (one late block) and ``/streamed``
+(a staircase) can be watched side by side. A POST with a JSON body (the chat completions
+endpoint) works too, once the learner presses Watch.
 
 Plain JavaScript in the page: no build step, nothing fetched from elsewhere.
 """
@@ -92,6 +94,8 @@ STYLE = """\
   .chunks { max-height: 14rem; overflow-y: auto; display: inline-block; }
   .lanes { display: grid; gap: 1rem;
            grid-template-columns: repeat(auto-fit, minmax(16rem, 1fr)); }
+  .lanes > section { min-width: 0; }  /* a grid column may shrink below its longest word */
+  .lanes h2 { font-size: 1.1rem; overflow-wrap: anywhere; }  /* a long path breaks */
   dl { display: grid; grid-template-columns: auto 1fr; gap: 0 .75rem; margin: .25rem 0; }
   dt { font-weight: 600; } dd { margin: 0; }
 """
@@ -128,8 +132,7 @@ SCRIPT = r"""
 "use strict";
 const svgNS = "http://www.w3.org/2000/svg";
 const form = document.getElementById("ask");
-const inspection = (window.inspection = {lanes: [], server: [], running: false});
-const controller = new AbortController();
+const inspection = (window.inspection = {lanes: [], server: [], running: false, before: 0});
 
 function newLane(path, index) {
   const lane = {path, index, status: null, contentType: "", headersAt: null, firstByteAt: null,
@@ -209,8 +212,8 @@ function parseEvents(lane, text, at) {
 async function watch(lane, options) {
   const started = inspection.started;
   try {
-    const response = await fetch(lane.path, {...options, cache: "no-store",
-                                              signal: controller.signal});
+    const signal = inspection.controller.signal;  // the Stop button aborts it
+    const response = await fetch(lane.path, {...options, cache: "no-store", signal});
     lane.status = response.status;
     lane.contentType = response.headers.get("content-type") || "";
     lane.headersAt = performance.now() - started;
@@ -249,15 +252,40 @@ async function watch(lane, options) {
   draw();
 }
 
+// Ticks at round numbers, 0/20/40/60/80 rather than 0/18/35/53/70: the step is 1, 2 or 5
+// times a power of ten, the smallest such that about `count` steps reach `largest` ("nice
+// numbers", Paul Heckbert in Graphics Gems, 1990). The figures are whole bytes and
+// milliseconds, so no step is below 1. The last tick is the end of the axis.
+function niceTicks(largest, count = 5) {
+  const rough = largest / count;
+  const power = 10 ** Math.floor(Math.log10(rough));
+  const step = Math.max(1, [1, 2, 5, 10].map((m) => m * power).find((s) => s >= rough));
+  const ticks = [];
+  for (let n = 0; n * step < largest; n++) ticks.push(n * step);
+  ticks.push(ticks.length * step);
+  return ticks;
+}
+
+// The unit that keeps the byte axis's labels short: [name, bytes in one].
+function byteUnit(most) {
+  if (most >= 1e7) return ["MB", 1e6];
+  if (most >= 1e4) return ["kB", 1e3];
+  return ["bytes", 1];
+}
+
 function draw() {
   const svg = document.getElementById("timeline");
-  const [width, height, left, bottom] = [800, 320, 70, 40];
+  const [width, height] = [800, 320];
+  const box = {left: 84, right: 770, top: 12, bottom: 268};  // the plot inside its labels
   const now = performance.now() - inspection.started;
   const lanes = inspection.lanes;
-  const longest = Math.max(100, ...lanes.map((l) => l.doneAt ?? now));
-  const most = Math.max(1, ...lanes.map((l) => l.total));
-  const x = (t) => left + (t / longest) * (width - left - 10);
-  const y = (b) => height - bottom - (b / most) * (height - bottom - 10);
+  const mostBytes = Math.max(1, ...lanes.map((l) => l.total));
+  const [unit, perUnit] = byteUnit(mostBytes);
+  const times = niceTicks(Math.max(100, ...lanes.map((l) => l.doneAt ?? now)));
+  const sizes = niceTicks(mostBytes / perUnit);
+  const [longest, most] = [times.at(-1), sizes.at(-1) * perUnit];
+  const x = (t) => box.left + (t / longest) * (box.right - box.left);
+  const y = (b) => box.bottom - (b / most) * (box.bottom - box.top);
   svg.replaceChildren();
   const add = (name, attributes, text) => {
     const node = document.createElementNS(svgNS, name);
@@ -266,17 +294,23 @@ function draw() {
     svg.append(node);
     return node;
   };
-  add("line", {x1: left, y1: y(0), x2: width - 10, y2: y(0), stroke: "#888"});
-  add("line", {x1: left, y1: y(0), x2: left, y2: 10, stroke: "#888"});
-  for (let i = 0; i <= 4; i++) {
-    const anchor = i === 4 ? "end" : "middle";
-    add("text", {x: x((longest * i) / 4), y: height - bottom + 18, "text-anchor": anchor,
-                 "font-size": 12}, Math.round((longest * i) / 4) + " ms");
-    add("text", {x: left - 6, y: y((most * i) / 4) + 4, "text-anchor": "end", "font-size": 12},
-        Math.round((most * i) / 4).toLocaleString());
+  for (const size of sizes) {  // a grid line and a label at each round number of bytes
+    add("line", {x1: box.left, y1: y(size * perUnit), x2: box.right, y2: y(size * perUnit),
+                 stroke: size ? "#e2e2e2" : "#888"});
+    add("text", {x: box.left - 8, y: y(size * perUnit) + 4, "text-anchor": "end",
+                 "font-size": 12, class: "tick", "data-axis": "y"}, size.toLocaleString());
   }
-  add("text", {x: width / 2, y: height - 4, "text-anchor": "middle", "font-size": 12},
-      "ms since the request");
+  for (const time of times) {  // a tick mark and a label at each round number of ms
+    add("line", {x1: x(time), y1: box.bottom, x2: x(time), y2: box.bottom + 5, stroke: "#888"});
+    add("text", {x: x(time), y: box.bottom + 19, "text-anchor": "middle", "font-size": 12,
+                 class: "tick", "data-axis": "x"}, time.toLocaleString());
+  }
+  add("line", {x1: box.left, y1: box.bottom, x2: box.left, y2: box.top, stroke: "#888"});
+  add("text", {x: (box.left + box.right) / 2, y: height - 10, "text-anchor": "middle",
+               "font-size": 13, class: "axis-label", "data-axis": "x"}, "ms since the request");
+  add("text", {x: 0, y: 0, transform: `translate(18 ${(box.top + box.bottom) / 2}) rotate(-90)`,
+               "text-anchor": "middle", "font-size": 13, class: "axis-label", "data-axis": "y"},
+      `${unit} received`);
   lanes.forEach((lane) => {
     const color = lane.index === 0 ? "#1f77b4" : "#d62728";
     let points = `${x(0)},${y(0)}`, previous = 0;
@@ -304,19 +338,51 @@ function draw() {
        `${ms(l.firstByteAt)}, total ${ms(l.doneAt)}`).join("; ")}.`;
 }
 
+// How long the page goes on asking /stats after the watch, at most, for the server to close
+// the streams watched here: longer than the course's heartbeats (15 s).
+const SETTLE_MS = 60_000;
+
+async function readStats() {
+  try {
+    const stats = await (await fetch("/stats", {cache: "no-store"})).json();
+    return {open: stats.open_streams, rss: stats.rss_bytes};
+  } catch (error) {
+    return null;  // the server went away: keep the last figures
+  }
+}
+
+function showServer(sample, watching) {
+  const before = inspection.before;
+  const note = watching ? ", the ones watched here included"
+    : sample.open > before ? " (it closes a stream stopped here at its next write, when it" +
+      " finds the client gone)"
+    : before ? ` (${before} open before this watch began)` : "";
+  document.getElementById("server").textContent = `Server: ${sample.open} open stream(s)` +
+    `${note}; ${(sample.rss / 1048576).toFixed(1)} MiB resident.`;
+}
+
+// The server counts a stream open until it closes it, and it learns that a client has gone
+// only when a write fails, at its next chunk or heartbeat: a stream that ended here may stay
+// open there for a while. So after the watch the page asks again until the count is back
+// where it was before the watch began (or SETTLE_MS have passed).
 async function pollStats() {
-  while (inspection.running || inspection.afterglow-- > 0) {
-    try {
-      const stats = await (await fetch("/stats", {cache: "no-store"})).json();
-      const sample = {at: performance.now() - inspection.started, open: stats.open_streams,
-                      rss: stats.rss_bytes};
-      inspection.server.push(sample);
-      document.getElementById("server").textContent =
-        `Server: ${sample.open} open stream(s), the ones watched here included; ` +
-        `${(sample.rss / 1048576).toFixed(1)} MiB resident.`;
-    } catch (error) { /* the server went away: keep the last figures */ }
+  if (inspection.polling) return;  // a second Watch: the loop already running serves it too
+  inspection.polling = true;
+  let ended = null;
+  for (;;) {
+    const watching = inspection.running;  // read before asking: a sample after the end counts
+    ended = watching ? null : ended ?? performance.now();
+    const sample = await readStats();
+    if (sample) {
+      inspection.server.push({at: performance.now() - inspection.started, ...sample});
+      showServer(sample, watching);
+      if (!watching && sample.open <= inspection.before) break;
+    }
+    if (ended !== null && performance.now() - ended > SETTLE_MS) break;
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
+  inspection.polling = false;
+  inspection.serverSettled = true;
 }
 
 async function start() {
@@ -326,9 +392,11 @@ async function start() {
   const options = field("method") === "POST"
     ? {method: "POST", body: field("body"), headers: {"Content-Type": "application/json"}}
     : {method: "GET"};
+  inspection.before = (await readStats())?.open ?? 0;  // others' streams, not this watch's
   inspection.lanes = paths.map(newLane);
   inspection.running = true;
-  inspection.afterglow = 4;
+  inspection.serverSettled = false;
+  inspection.controller = new AbortController();
   inspection.started = performance.now();
   const watching = inspection.lanes.map((lane) => watch(lane, options));
   pollStats();  // after the watched requests are on their way, so they go first
@@ -339,7 +407,7 @@ async function start() {
   draw();
 }
 
-document.getElementById("stop").addEventListener("click", () => controller.abort());
+document.getElementById("stop").addEventListener("click", () => inspection.controller?.abort());
 // Watch on a GET reloads the page at its new address, and the watching begins once the
 // page has loaded, so that its own loading is not in the figures. A POST never begins on
 // load, since a link or a frame on any site can fill this form in: only the Watch button

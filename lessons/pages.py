@@ -42,7 +42,7 @@ STYLE = """\
   body { font: 16px/1.55 system-ui, sans-serif; max-width: 52rem; margin: 1.5rem auto;
          padding: 0 1rem; }
   code, pre, .literal { background: #f4f4f4; padding: 0 .2rem; }
-  pre { padding: .5rem; overflow-x: auto; }
+  pre { padding: .5rem; white-space: pre-wrap; overflow-wrap: anywhere; }  /* no line hidden */
   table { border-collapse: collapse; display: block; overflow-x: auto; }
   td, th { border: 1px solid #ddd; padding: .2rem .5rem; text-align: left; }
   .align-right { text-align: right; } .align-center { text-align: center; }
@@ -127,9 +127,11 @@ def measured_html(number: int) -> str:
     without_images = "\n".join(
         line for line in section.splitlines()[1:] if not line.startswith("![")
     )
+    # Loaded with the page (no loading="lazy"): the plot is what a reader of the figures
+    # comes for, and a lazy image waits until it is scrolled near.
     plot = (
         f'<p><img src="/lessons/{number:02d}/bench.png" alt="the benchmark of lesson'
-        f' {number:02d}" loading="lazy"></p>'
+        f' {number:02d}"></p>'
         if bench_plot(number)
         else ""
     )
