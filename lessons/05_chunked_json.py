@@ -17,6 +17,10 @@ and brackets are the work: no comma before the first row, ``[]`` for none. A fai
 the 200 cannot be said in band, so the array ends unclosed: an invalid document is the
 honest answer, where a closed one would pass a partial list off as complete.
 
+``fail_at`` breaks the rows on purpose, with a ``PlannedFailure``. The library logs a
+failed stream with its traceback, as it should a real one; this failure is the lesson's
+own, so the server's log gives it one line (``one_line_when_planned``).
+
 Rows are produced lazily, one at a time, so the server never holds the list; the client,
 reading with ``streamlib.json_stream.parse_ndjson`` or ``ijson``, does not either.
 
@@ -30,6 +34,7 @@ Try it (``python lessons/05_chunked_json.py``, or ``python -m lessons``)::
 Notebook: ``notebooks/05_chunked_json.ipynb``. Exercise: ``exercises/05_chunked_json.py``.
 """
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 
@@ -44,13 +49,33 @@ from streamlib.params import check_duration
 MAX_COUNT = 1_000_000  # a million rows: 12 to 15 s in bench/results, flat memory
 
 
+class PlannedFailure(RuntimeError):
+    """The failure that ``fail_at`` asks for: the data source breaking down at a row."""
+
+
+def one_line_when_planned(record: logging.LogRecord) -> bool:
+    """A logging filter: a stream that failed with a :class:`PlannedFailure` is logged as one
+    line, without its traceback. Every other record passes as it is."""
+    error = record.exc_info[1] if record.exc_info else None
+    if isinstance(error, PlannedFailure):
+        record.msg = f"lesson 05: {record.getMessage()}: {error}, on purpose (fail_at)"
+        record.args = ()
+        record.exc_info = record.exc_text = None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+    return True
+
+
+# streamlib.json_stream logs each failed stream with logger.exception (a traceback)
+logging.getLogger("streamlib.json_stream").addFilter(one_line_when_planned)
+
+
 def make_rows(
     count: int, delay: float, fail_at: int | None = None, sleep: Callable = time.sleep
 ) -> Iterator[dict]:
     """Yield ``count`` rows, ``delay`` seconds apart, as a slow query would.
 
     count: how many rows; delay: seconds before each row but the first.
-    fail_at: raise ``RuntimeError`` instead of producing row number ``fail_at``.
+    fail_at: raise :class:`PlannedFailure` instead of producing row number ``fail_at``.
     sleep: how to wait; tests pass a fake one.
 
     >>> list(make_rows(2, 0.0))
@@ -60,7 +85,7 @@ def make_rows(
         if n and delay:
             sleep(delay)
         if n == fail_at:
-            raise RuntimeError(f"the data source failed at row {n}")
+            raise PlannedFailure(f"the data source failed at row {n}")
         yield {"n": n, "square": n * n, "label": f"row {n}"}
 
 

@@ -26,13 +26,15 @@ code, which lesson 09 serves from Flask and Django too). ``/stats`` counts, per 
 the tokens generated, the generations stopped because the client left, and the tokens
 made after it left.
 
-The fake model (``lab.fake_llm``) makes deterministic answers from the prompt, with
-a realistic pace: ``latency`` seconds before the first token, ``rate`` tokens per second.
+**When the model fails.** The fake model (``lab.fake_llm``) makes deterministic answers
+from the prompt, with a realistic pace: ``latency`` seconds before the first token, ``rate``
+tokens per second.
 Both routes take them as query parameters, with ``length`` for an answer of that many
 tokens and ``fail_at`` for a model that breaks down at that token. What the client sees
 depends on whether anything was sent yet: a whole (non-streamed) answer is built before
 its status, so it becomes a 500 in OpenAI's error shape; a stream has sent its 200 with the
-first chunk, so it ends with an error event and no ``[DONE]``.
+first chunk, so it ends with an error event and no ``[DONE]``. The server's log gets one line
+for it, not a traceback: the failure is asked for.
 
 **Who may call it.** The endpoint takes ``application/json`` only (415 otherwise) and
 bodies up to 1 MiB (413 above), both in OpenAI's error shape. A POST from another site's
@@ -83,7 +85,8 @@ def serve_chat(environ: dict, start_response: Callable) -> Iterator[bytes]:
 
     def events() -> Iterator[bytes]:
         try:
-            for token in generate(environ, "/chat", breaking_at(tokens, fail_at), latency, rate):
+            made = breaking_at(tokens, fail_at, "/chat")
+            for token in generate(environ, "/chat", made, latency, rate):
                 yield format_event(json.dumps({"delta": token}))
         except RuntimeError as error:  # after the 200: say it in band, and no [DONE]
             yield format_event(json.dumps({"error": str(error)}))

@@ -108,7 +108,7 @@ sends one back, with lesson 02's ranges), or to ``--uploads DIR``.
 
 Try it (``python -m lessons``)::
 
-    curl -T README.md http://127.0.0.1:8000/uploads/README.md   # 201: its size and sha256
+    curl -T README.md http://127.0.0.1:8000/uploads/README.md   # 201 (200 if replaced): sha256
     curl -i -X PUT -H 'Content-Length: 2000000000' -H 'Expect: 100-continue' \\
          http://127.0.0.1:8000/uploads/big.bin                   # 413 at once, no 100
     curl -i -X POST -H 'Upload-Complete: ?0' http://127.0.0.1:8000/uploads/hi.txt  # Location

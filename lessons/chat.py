@@ -7,6 +7,7 @@ model's tokens and stops making them when the client leaves.
 """
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -31,6 +32,7 @@ from streamlib.params import check_duration
 from streamlib.sse import SSE_HEADERS
 
 MAX_BODY = 1024 * 1024  # bytes in one request: a long conversation fits; 100 MB is a 413
+logger = logging.getLogger("lessons")
 
 
 def model_params(environ: dict) -> tuple[float, float, int | None, int | None]:
@@ -46,10 +48,15 @@ def model_params(environ: dict) -> tuple[float, float, int | None, int | None]:
     return latency, rate, length, fail_at
 
 
-def breaking_at(tokens: list[str], fail_at: int | None) -> Iterator[str]:
-    """The tokens, with a ``RuntimeError`` instead of token number ``fail_at``."""
+def breaking_at(tokens: list[str], fail_at: int | None, route: str) -> Iterator[str]:
+    """The tokens, with a ``RuntimeError`` instead of token number ``fail_at``.
+
+    route: the path asked, for the one line the server logs: the failure is on purpose,
+    and its traceback would tell the learner nothing.
+    """
     for n, token in enumerate(tokens):
         if n == fail_at:
+            logger.warning("%s: the model broke down at token %d, on purpose (fail_at)", route, n)
             raise RuntimeError(f"the model broke down at token {n}")
         yield token
 
@@ -120,7 +127,7 @@ def completion_answer(environ: dict, route: str) -> Answer:
     tokens, finish_reason = reply_tokens(request.prompt, request.max_tokens, length)
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
     prompt_tokens = sum(len(m["content"].split()) for m in request.messages)
-    made = generate(environ, route, breaking_at(tokens, fail_at), latency, rate)
+    made = generate(environ, route, breaking_at(tokens, fail_at, route), latency, rate)
     if request.stream:
         chunks = completion_chunks(
             completion_id, created, request, made, finish_reason, prompt_tokens

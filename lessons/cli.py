@@ -4,6 +4,10 @@ Both take the same flags; ``--help`` lists them. ``--server werkzeug`` (the defa
 werkzeug's threaded development server; ``--server gunicorn`` runs the very same app
 under gunicorn, the way lesson 07 deploys it: it prints the plain ``gunicorn`` command
 that serves the same thing, and becomes that command.
+
+No flag is ignored: a gunicorn flag such as ``--worker-class sync`` given without
+``--server`` implies ``--server gunicorn`` and says so, and a flag the chosen server would
+not read (``--workers 4 --server werkzeug``) is refused with the fix.
 """
 
 import argparse
@@ -26,7 +30,7 @@ from lab.serving import unwind_on_sigterm
 from lessons import lesson_names, load_lessons
 from lessons.course import build_app
 from lessons.index_page import curl_commands
-from lessons.routes import Lesson
+from lessons.routes import Lesson, Route
 from streamlib.origins import is_loopback, normalize_host
 
 DEFAULT_MAX_UPLOAD = "1G"
@@ -34,6 +38,32 @@ DEFAULT_UPLOAD_EXPIRY = 24 * 60 * 60  # seconds: a day to resume an upload (stre
 DEFAULT_BODY_TIMEOUT = 10  # seconds a body may stall (streamlib.uploads.STALL_SECONDS)
 # --worker-class names that gunicorn knows by a class path (the others are its own)
 WORKER_CLASSES = {"fanout": "streamlib.fanout_worker.FanOutWorker"}
+# The flags only gunicorn reads: given without --server, they imply --server gunicorn.
+GUNICORN_FLAGS = (
+    "--worker-class",
+    "--workers",
+    "--threads",
+    "--timeout",
+    "--worker-connections",
+    "--graceful-timeout",
+    "--no-sendfile",
+)
+# What the course server suggests first (lessons 01, 03, 04 and 06); the index has the rest.
+TRY_FIRST = ("/streamed", "/ticks", "/events", "/demo/chat")
+DEV_SERVER_NOTE = (
+    "This is werkzeug's development server, made for learning; --server gunicorn is the"
+    " production one (lesson 07). Ctrl-C stops it."
+)
+
+
+class HelpWithDefaults(argparse.ArgumentDefaultsHelpFormatter):
+    """argparse's formatter that adds each flag's default to its help, unless the help says
+    it in words already: ``--files`` defaults to a folder made on first use, not to "None"."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if "(default:" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def make_parser(description: str, prog: str = "python -m lessons") -> argparse.ArgumentParser:
@@ -46,7 +76,7 @@ def make_parser(description: str, prog: str = "python -m lessons") -> argparse.A
     parser = argparse.ArgumentParser(
         prog=prog,
         description=description,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,  # every flag shows its default
+        formatter_class=HelpWithDefaults,  # every flag shows its default
     )
     parser.add_argument(
         "--host",
@@ -68,11 +98,16 @@ def make_parser(description: str, prog: str = "python -m lessons") -> argparse.A
         help="let pages from this origin, such as http://localhost:5173, read and post",
     )
     parser.add_argument("--port", type=int, default=8000, help="port to listen on")
-    parser.add_argument("--files", metavar="DIR", help="the folder that /files/ serves (lesson 02)")
+    parser.add_argument(
+        "--files",
+        metavar="DIR",
+        help="the folder that /files/ serves (lesson 02) (default: ~/.cache/streamlib/files,"
+        " or $XDG_CACHE_HOME/streamlib/files: a sample folder the course makes on first use)",
+    )
     parser.add_argument(
         "--uploads",
         metavar="DIR",
-        help="where /uploads/ stores files (lesson 11); by default uploads/ in the --files folder",
+        help="where /uploads/ stores files (lesson 11) (default: uploads/ in the --files folder)",
     )
     parser.add_argument(
         "--max-upload",
@@ -101,31 +136,40 @@ def make_parser(description: str, prog: str = "python -m lessons") -> argparse.A
         default="werkzeug",
         help="werkzeug's dev server, or gunicorn as in production (lesson 07)",
     )
-    parser.add_argument(
+    gunicorn = parser.add_argument_group(
+        "gunicorn (lesson 07)",
+        "These only gunicorn reads: given without --server, any of them implies --server gunicorn.",
+    )
+    gunicorn.add_argument(
         "--worker-class",
         choices=("sync", "gthread", "gevent", "fanout"),
         default="gevent",
         help="gunicorn's worker class (gevent: a greenlet per connection; fanout: gevent, and"
         " one loop for every stream of a broadcast, streamlib.fanout_worker; see lesson 07)",
     )
-    parser.add_argument("--workers", type=int, default=1, help="gunicorn worker processes")
-    parser.add_argument("--threads", type=int, default=64, help="threads per gthread worker")
-    parser.add_argument(
+    gunicorn.add_argument("--workers", type=int, default=1, help="gunicorn worker processes")
+    gunicorn.add_argument(
+        "--threads",
+        type=int,
+        default=64,
+        help="threads per gthread worker (given alone, it implies --worker-class gthread)",
+    )
+    gunicorn.add_argument(
         "--timeout", type=int, default=30, help="gunicorn's worker timeout, seconds"
     )
-    parser.add_argument(
+    gunicorn.add_argument(
         "--worker-connections",
         type=int,
         default=1000,
         help="gunicorn: most connections a gthread or gevent worker holds at once",
     )
-    parser.add_argument(
+    gunicorn.add_argument(
         "--graceful-timeout",
         type=int,
         default=3,  # lesson 07: a stream never finishes, so a deploy should not wait for it
         help="gunicorn: seconds a stopping worker lets open requests run before it is killed",
     )
-    parser.add_argument(
+    gunicorn.add_argument(
         "--no-sendfile",
         action="store_true",
         help="gunicorn: send files through Python instead of sendfile(2)",
@@ -141,7 +185,8 @@ def make_parser(description: str, prog: str = "python -m lessons") -> argparse.A
         "--redis",
         metavar="URL",
         type=redis_url,
-        help="the Redis broker for lesson 08, such as redis://127.0.0.1:6379/0",
+        help="the Redis broker for lesson 08, such as redis://127.0.0.1:6379/0 (default: none;"
+        " the broadcast stays in each process)",
     )
     return parser
 
@@ -200,22 +245,85 @@ def broker_warning(url: str) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the course server: every lesson, the index at ``/`` and ``/stats``."""
-    args = make_parser("Serve every lesson of the streamlib course.").parse_args(argv)
-    serve_lessons(load_lessons(), args)
+    args, implied = read_command_line("Serve every lesson of the streamlib course.", argv=argv)
+    serve_lessons(load_lessons(), args, implied)
 
 
 def run_lesson(lesson: Lesson, argv: Sequence[str] | None = None) -> None:
     """Serve one lesson alone, as ``python lessons/NN_slug.py`` does."""
     prog = f"python lessons/{lesson.name}.py"
-    args = make_parser(f"Lesson {lesson.number:02d}: {lesson.title}.", prog).parse_args(argv)
-    serve_lessons([lesson], args)
+    description = f"Lesson {lesson.number:02d}: {lesson.title}."
+    args, implied = read_command_line(description, prog, argv)
+    serve_lessons([lesson], args, implied)
 
 
-def serve_lessons(lessons: Sequence[Lesson], args: argparse.Namespace) -> None:
-    """Print what to try, then serve ``lessons`` with the server that ``args`` names."""
+def read_command_line(
+    description: str, prog: str = "python -m lessons", argv: Sequence[str] | None = None
+) -> tuple[argparse.Namespace, list[str]]:
+    """Parse the command line so that no flag given is ignored.
+
+    description, prog: as for :func:`make_parser`.
+    argv: the arguments, ``sys.argv[1:]`` when None.
+
+    Returns the arguments and a line to print for each flag that implied another: a
+    gunicorn flag (``GUNICORN_FLAGS``) without ``--server`` implies ``--server gunicorn``,
+    and ``--threads`` without ``--worker-class`` implies ``gthread``, the worker with
+    threads. A flag the chosen server would not read is refused, with the fix (argparse's
+    error: usage, the message, exit status 2).
+    """
+    parser = make_parser(description, prog)
+    args = parser.parse_args(argv)
+    given = flags_given(make_parser(description, prog), argv)
+    implied = []
+    for_gunicorn = [flag for flag in GUNICORN_FLAGS if flag in given]
+    if for_gunicorn and given.get("--server") == "werkzeug":
+        flags, them = " and ".join(for_gunicorn), "it" if len(for_gunicorn) == 1 else "them"
+        parser.error(
+            f"{flags}: only gunicorn reads {them}; use --server gunicorn, or leave {them} out"
+        )
+    if for_gunicorn and args.server == "werkzeug":
+        args.server = "gunicorn"
+        is_one = "is a gunicorn flag" if len(for_gunicorn) == 1 else "are gunicorn flags"
+        implied.append(f"{' and '.join(for_gunicorn)} {is_one}: serving with --server gunicorn.")
+    if "--threads" in given and "--worker-class" not in given:
+        args.worker_class = "gthread"
+        implied.append("--threads is for gthread workers: --worker-class gthread.")
+    if "--threads" in given and args.worker_class != "gthread":
+        parser.error(
+            f"--threads: a {args.worker_class} worker has none; use --worker-class gthread"
+        )
+    if "--https-port" in given and not args.https:
+        parser.error("--https-port is nginx's port for --https: add --https")
+    return args, implied
+
+
+def flags_given(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> dict[str, Any]:
+    """The flags typed on the command line, by flag (``"--workers"``), with their values.
+
+    parser: a fresh twin of the parser that read ``argv``; its defaults are removed here.
+
+    A flag typed with its default value counts too (``--server werkzeug``): with every
+    default set to ``argparse.SUPPRESS``, only what was typed ends up in the answer.
+    """
+    for action in parser._actions:  # no public way: set_defaults(x=SUPPRESS) still sets x
+        action.default = argparse.SUPPRESS
+    typed = vars(parser.parse_args(argv))
+    return {"--" + name.replace("_", "-"): value for name, value in typed.items()}
+
+
+def serve_lessons(
+    lessons: Sequence[Lesson], args: argparse.Namespace, implied: Sequence[str] = ()
+) -> None:
+    """Print what to try, then serve ``lessons`` with the server that ``args`` names.
+
+    implied: lines saying what a flag implied (:func:`read_command_line`), printed once
+        the port is known to be free.
+    """
     base = f"http://{args.host}:{args.port}"
     if (taken := port_taken(args.host, args.port)) is not None:
         sys.exit(taken)
+    for line in implied:
+        print(line)
     if not is_loopback(normalize_host(args.host)):
         print(network_warning(args))
     if 8 in {lesson.number for lesson in lessons} and not args.redis:
@@ -223,15 +331,10 @@ def serve_lessons(lessons: Sequence[Lesson], args: argparse.Namespace) -> None:
     if args.redis and (warning := broker_warning(args.redis)):
         print(warning)
     where = "The course is" if len(lessons) > 1 else f"Lesson {lessons[0].number:02d} is"
-    print(f"{where} at {base}/ . Try:")
-    for lesson in lessons:
-        for route in lesson.routes:
-            if route.path.startswith("/demo/"):
-                print(f"  open {base}{route.example or route.path} in a browser")
-            else:
-                for command in curl_commands(route, base):
-                    print(f"  {command}")
-    print(f"  curl {base}/stats", flush=True)
+    print(f"{where} at {base}/ ; the index there lists every route and its command. To begin:")
+    for command in commands_to_try(lessons, base):
+        print(f"  {command}")
+    sys.stdout.flush()
     gevent_missing = importlib.util.find_spec("gevent") is None
     if args.server == "gunicorn" and args.worker_class in ("gevent", "fanout") and gevent_missing:
         needs = "needs gevent: python -m pip install 'gunicorn[gevent]'"
@@ -245,6 +348,28 @@ def serve_lessons(lessons: Sequence[Lesson], args: argparse.Namespace) -> None:
         serve_with(lessons, args, become=False)
 
 
+def commands_to_try(lessons: Sequence[Lesson], base: str, most: int = 4) -> list[str]:
+    """A few commands to begin with, and ``/stats`` last: a screen, not the whole index.
+
+    lessons: what is served; the whole course suggests its ``TRY_FIRST`` routes, a lesson
+        alone its own first routes.
+    base: the server's URL, such as ``http://127.0.0.1:8000``.
+    most: how many commands before ``/stats``.
+    """
+    routes = [route for lesson in lessons for route in lesson.routes]
+    if len(lessons) > 1:
+        routes = [route for path in TRY_FIRST for route in routes if route.path == path]
+    commands = [command for route in routes for command in route_commands(route, base)]
+    return [*commands[:most], f"curl {base}/stats"]
+
+
+def route_commands(route: Route, base: str) -> list[str]:
+    """How to try ``route``: open a demo page in a browser, or the index's curl commands."""
+    if route.path.startswith("/demo/"):
+        return [f"open {base}{route.example or route.path} in a browser"]
+    return curl_commands(route, base)
+
+
 def serve_with(lessons: Sequence[Lesson], args: argparse.Namespace, become: bool = True) -> None:
     """Serve ``lessons`` on werkzeug's dev server, or on gunicorn as ``args`` say.
 
@@ -252,14 +377,18 @@ def serve_with(lessons: Sequence[Lesson], args: argparse.Namespace, become: bool
         gunicorn runs as a child, so that this process can stop what it started besides.
     """
     if args.server == "werkzeug":
-        from werkzeug.serving import run_simple
+        from werkzeug.serving import make_server
 
         from lab.devserver import SpecRequestHandler
 
         app = build_app(lessons, settings=course_settings(args))
         # the handler's own wait for a stalled body, as the app's is under gunicorn
         handler = type("Handler", (SpecRequestHandler,), {"stall_seconds": args.body_timeout})
-        run_simple(args.host, args.port, app, threaded=True, request_handler=handler)
+        # make_server, not run_simple: run_simple prints werkzeug's red warning and its own
+        # address lines; the course says the same in one plain line.
+        server = make_server(args.host, args.port, app, threaded=True, request_handler=handler)
+        print(DEV_SERVER_NOTE, flush=True)
+        server.serve_forever()  # until Ctrl-C, which werkzeug's serve_forever ends quietly
     else:
         become_gunicorn(lessons, args, become=become)
 

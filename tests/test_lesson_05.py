@@ -37,9 +37,10 @@ def failing(n: int):
     raise RuntimeError("source broke")
 
 
-def test_an_ndjson_failure_becomes_a_last_error_row():
+def test_an_ndjson_failure_becomes_a_last_error_row(caplog):
     rows = list(parse_ndjson(iter_ndjson(failing(2))))
     assert rows == [{"n": 0}, {"n": 1}, {"error": "RuntimeError: source broke"}]
+    assert "Traceback" in caplog.text, "a real failure is logged whole, traceback and all"
     (error_row,) = parse_ndjson(iter_ndjson([object()]))
     assert error_row["error"].startswith(
         "TypeError: Object of type object is not JSON serializable"
@@ -105,13 +106,39 @@ def test_the_routes_say_what_they_send(course_app, path, content_type):
     assert rows == expected
 
 
-def test_fail_at_shows_each_format_s_way_of_failing(course_app):
+def test_fail_at_shows_each_format_s_way_of_failing(course_app, caplog):
     ndjson = call_app(course_app, "/ndjson?count=5&fail_at=2").read()
     assert list(parse_ndjson([ndjson]))[-1] == {
-        "error": "RuntimeError: the data source failed at row 2"
+        "error": "PlannedFailure: the data source failed at row 2"
     }
     array = call_app(course_app, "/json-array?count=5&fail_at=2").read()
     assert array.startswith(b"[{") and not array.endswith(b"]")
+    assert [record.getMessage() for record in caplog.records] == PLANNED_LOG
+    assert "Traceback" not in caplog.text
+
+
+# What the server logs for the two failures fail_at=2 asks for: a line each, no traceback.
+PLANNED_LOG = [
+    "lesson 05: NDJSON stream failed: the data source failed at row 2, on purpose (fail_at)",
+    "lesson 05: JSON array stream failed; ending it unclosed: the data source failed at row 2,"
+    " on purpose (fail_at)",
+]
+
+
+@pytest.mark.live
+@pytest.mark.parametrize(
+    "flags",
+    [(), ("--server", "gunicorn", "--worker-class", "gthread")],
+    ids=["werkzeug", "gunicorn"],
+)
+def test_a_failure_on_purpose_is_one_line_in_the_server_s_log(flags):
+    """The server's own log, as the learner's terminal shows it: a line per failure."""
+    with spawn_course(*flags) as server:
+        for path in ["/ndjson", "/json-array"]:
+            requests.get(f"{server.url}{path}?count=5&fail_at=2", timeout=10).raise_for_status()
+    lines = server.log().splitlines()
+    assert [line for line in lines if "on purpose" in line] == PLANNED_LOG
+    assert "Traceback" not in server.log()
 
 
 @pytest.mark.live

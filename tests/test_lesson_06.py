@@ -84,7 +84,7 @@ def test_the_official_openai_client_reads_a_whole_answer(client):
 
 
 @pytest.mark.live
-def test_a_model_failing_mid_answer_reaches_the_openai_client_as_an_api_error(client):
+def test_a_model_failing_mid_answer_reaches_the_openai_client_as_an_api_error(client, caplog):
     stream = client.chat.completions.create(
         model="fake",
         messages=MESSAGES,
@@ -100,6 +100,11 @@ def test_a_model_failing_mid_answer_reaches_the_openai_client_as_an_api_error(cl
         client.chat.completions.create(
             model="fake", messages=MESSAGES, extra_query={"latency": 0, "fail_at": 3}
         )
+    route = client.base_url.path.rstrip("/") + "/chat/completions"
+    meant = f"{route}: the model broke down at token 3, on purpose (fail_at)"
+    logged = [record.getMessage() for record in caplog.records]
+    assert [line for line in logged if "on purpose" in line] == [meant, meant]
+    assert "Traceback" not in caplog.text  # on purpose: a line each (Django adds its "500")
 
 
 @pytest.mark.parametrize("route", ["/chat", "/v1/chat/completions"])
@@ -120,11 +125,14 @@ def test_a_stream_closed_by_the_server_counts_as_a_generation_stopped(course_app
     assert entry["generations_stopped"] == 1 and entry["tokens_generated"] < 50
 
 
-def test_the_seed_route_reports_a_failure_in_band_with_no_done(course_app):
+def test_the_seed_route_reports_a_failure_in_band_with_no_done(course_app, caplog):
     body = call_app(course_app, "/chat?prompt=x&latency=0&rate=10000&fail_at=2").read()
     events = [e.data for e in parse_events([body])]
     assert json.loads(events[-1]) == {"error": "the model broke down at token 2"}
     assert "[DONE]" not in events and len(events) == 3
+    meant = "/chat: the model broke down at token 2, on purpose (fail_at)"
+    assert [record.getMessage() for record in caplog.records] == [meant]
+    assert "Traceback" not in caplog.text
 
 
 @pytest.mark.live

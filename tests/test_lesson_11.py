@@ -74,6 +74,14 @@ def test_put_stores_the_body_and_answers_its_sha256(app, folder):
     assert (folder / "data.bin").read_bytes() == data[:10] and leftovers(folder) == []
 
 
+def test_the_printed_put_says_what_a_repeat_answers():
+    """The lesson prints ``curl -T``, which a learner runs more than once: its comment must
+    hold for the second run too (the test above: 201, then 200 when it replaces the file)."""
+    (line,) = [line for line in lesson.__doc__.splitlines() if "curl -T README.md" in line]
+    comment = line.partition("  # ")[2]
+    assert "201" in comment and "200 if replaced" in comment, comment
+
+
 @pytest.mark.parametrize(
     "name", [".env", "-rf", "a b", "é.txt", "x" * 129, "%2e%2e", "con:x", "a%00b"]
 )

@@ -1,13 +1,16 @@
 """Every command the course prints is run here with the real curl, and does what it says.
 
 A lesson's docstring ends with a "Try it" block: the server to start and curl commands, each
-with a comment saying what to see. ``python -m lessons`` and the index print one curl command
-per route. A command that no longer works, or a comment that no longer holds, is the first
-thing a learner meets, so each is run against the server its block names, and checked:
+with a comment saying what to see. The index prints one curl command per route (``python -m
+lessons`` a few of them). A command that no longer works, or a comment that no longer holds,
+is the first thing a learner meets, so each is run against the server its block names, and
+checked:
 
 - every command of every docstring has an entry in ``CLAIMS`` (a new or changed command
   without one fails), whose check runs it and asserts what its comment says;
-- every command the index prints answers 200 and sends its first bytes within seconds.
+- every command the index prints answers 200 and sends its first bytes within seconds;
+- and meanwhile the server logs no traceback: even a failure on purpose (``fail_at``) is
+  one line.
 """
 
 import hashlib
@@ -19,14 +22,14 @@ import shlex
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
 
-from lab import free_port
+from lab import ServerProcess, free_port
 from lessons import lesson_names, load_lesson, load_lessons, spawn_course
 from lessons.index_page import curl_commands
 from streamlib.sse import parse_events
@@ -358,10 +361,16 @@ def status_of(curl: Curl, command: str) -> bytes:
 
 
 def puts_the_file_and_answers_its_sha256(curl: Curl, command: str) -> None:
+    """201 for a new file, 200 when the same PUT replaces it; each with the sha256."""
     content = readme_in(curl)
-    stored = json.loads(curl.run(command).body)
-    assert stored["size"] == len(content)
-    assert stored["sha256"] == hashlib.sha256(content).hexdigest()
+    requests.delete(f"http://{curl.address}/uploads/README.md", timeout=10)  # a new file
+    with_status = command.replace("curl ", "curl -w '\\n%{http_code}' ", 1)
+    for status in (b"201", b"200"):
+        body, _, answered = curl.run(with_status).body.rpartition(b"\n")
+        assert answered == status, f"answered {answered!r}, the comment says {status!r}"
+        stored = json.loads(body)
+        assert stored["size"] == len(content)
+        assert stored["sha256"] == hashlib.sha256(content).hexdigest()
 
 
 def refuses_at_once_without_100(curl: Curl, command: str) -> None:
@@ -484,9 +493,11 @@ def normalized(command: str) -> str:
 
 @pytest.fixture(scope="module")
 def server_for() -> Iterator[Callable[[tuple[str, ...]], str]]:
-    """Start, once per module, each server a Try-it block names; give its URL."""
+    """Start, once per module, each server a Try-it block names; give its URL.
+    ``server_for.servers`` holds each one's :class:`lab.ServerProcess`, by its URL."""
     with ExitStack() as stack:
         started: dict[tuple[str, ...], str] = {}
+        servers: dict[str, ServerProcess] = {}
 
         def url_of(flags: tuple[str, ...]) -> str:
             if flags not in started:
@@ -499,12 +510,25 @@ def server_for() -> Iterator[Callable[[tuple[str, ...]], str]]:
                     run_with[run_with.index("--redis") + 1] = redis_server.url
                 if "--https" in run_with:  # nginx on a free port: "localhost:8443" is swapped
                     run_with += ["--https-port", str(https_ports.setdefault(flags, free_port()))]
-                started[flags] = stack.enter_context(spawn_course(*run_with)).url
+                server = stack.enter_context(spawn_course(*run_with))
+                started[flags], servers[server.url] = server.url, server
             return started[flags]
 
         https_ports: dict[tuple[str, ...], int] = {}
         url_of.https_ports = https_ports
+        url_of.servers = servers
         yield url_of
+
+
+@contextmanager
+def no_traceback_logged(server: ServerProcess) -> Iterator[None]:
+    """Fail if ``server`` logs a traceback meanwhile: a printed command, even one that
+    fails on purpose (``fail_at``), shows the learner a server that works as meant."""
+    before = len(server.log())
+    yield
+    time.sleep(0.1)  # what the server logs as the stream ends
+    logged = server.log()[before:]
+    assert "Traceback" not in logged, logged
 
 
 def test_every_claim_belongs_to_a_printed_command():
@@ -525,7 +549,8 @@ def test_a_printed_command_does_what_its_comment_says(printed, server_for, tmp_p
     url = server_for(printed.server_flags)
     https_port = server_for.https_ports.get(printed.server_flags)
     https_address = f"localhost:{https_port}" if https_port else PRINTED_HTTPS
-    check(Curl(url, tmp_path, https_address), printed.command)
+    with no_traceback_logged(server_for.servers[url]):
+        check(Curl(url, tmp_path, https_address), printed.command)
 
 
 INDEX_COMMANDS = [
@@ -545,7 +570,8 @@ def test_every_command_the_index_prints_answers_200_at_once(command, server_for,
     headers_only = command.replace("curl ", "curl -D - -o /dev/null ", 1)
     # An upload (curl -T) hears "100 Continue" first, then its answer: read to the end.
     until = None if " -T " in command else b"\r\n\r\n"
-    output = curl.read(curl.start(headers_only), seconds=5, until=until)
+    with no_traceback_logged(server_for.servers[server_for(())]):
+        output = curl.read(curl.start(headers_only), seconds=5, until=until)
     final = re.sub(rb"^(HTTP/1\.1 100 Continue\r\n\r\n)+", b"", output.body)
     assert final.split()[1] in {b"200", b"201"}, output.body[:200]
     assert output.arrival_of(final.split(b"\r\n\r\n")[0]) < 2.0

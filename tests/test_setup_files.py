@@ -37,6 +37,38 @@ def test_ci_and_the_devcontainer_install_from_apt_txt():
     assert "apt.txt" in (ROOT / "README.md").read_text()
 
 
+# How docs/install.md names the program each package of apt.txt installs.
+PROGRAM_NAMES = {
+    "nginx-light": "nginx",
+    "chromium": "Chromium",
+    "curl": "curl",
+    "redis-server": "Redis",
+    "nodejs": "Node.js",
+}
+
+
+def test_the_install_page_names_every_program_apt_txt_installs():
+    assert set(PROGRAM_NAMES) == set(PACKAGES), "name the new package's program here"
+    page = " ".join((ROOT / "docs" / "install.md").read_text().split())
+    listed = re.search(r"listed in `apt.txt`: ([^(]+?) \(", page)
+    assert listed, "docs/install.md no longer lists apt.txt's programs as this test reads it"
+    named = re.split(r", | and ", listed[1])
+    assert named == [PROGRAM_NAMES[package] for package in PACKAGES]
+
+
+def test_the_readme_names_the_lessons_whose_page_has_no_benchmark_plot():
+    """Step 1 of "Do a lesson" says what a lesson's page shows: the lessons it names as
+    having no benchmark are exactly those whose page shows none."""
+    from lessons import load_lessons
+    from lessons.pages import bench_plot
+
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    said = re.search(r"lessons (\d\d) and (\d\d) have no benchmark", readme)
+    assert said, "the README no longer says which lessons have no benchmark"
+    without = [lesson.number for lesson in load_lessons() if bench_plot(lesson.number) is None]
+    assert [int(number) for number in said.groups()] == without
+
+
 def test_every_relative_link_in_the_readme_and_docs_leads_somewhere():
     pages = [ROOT / "README.md", *ROOT.glob("docs/*.md")]
     broken = [
