@@ -7,8 +7,10 @@ Write ``countdown``, a generator that counts down to a launch, one line per chun
     T-1
     liftoff
 
-``make_countdown_app`` (given, below) serves it: ``GET /?from=3&interval=1``. Lesson 03
-(``lessons/03_manual_chunks.py`` and its notebook) has everything you need.
+``make_countdown_app`` (given, below) serves it: ``GET /?from=3&interval=1``.
+
+Read first: lesson 03, 'The pattern' and 'On schedule' (the page ``/lessons/3``), notebook
+03, 'Why sleep until a deadline'; and lesson 01, 'close()'.
 
 Task 1. Yield ``T-N\\n`` for N from ``start`` down to 1, then ``liftoff\\n``: the first line
         at once, then one every ``interval`` seconds. Wait only with the ``sleep`` you are

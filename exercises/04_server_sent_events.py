@@ -1,7 +1,9 @@
 """Exercise 04: write Server-Sent Events, and a stream a client can resume.
 
-Lesson 04 (``lessons/04_server_sent_events.py``, ``streamlib/sse.py`` and the notebook) has
-everything you need; the WHATWG spec, "Server-sent events", has the rest.
+Read first: lesson 04, 'The format', 'Reconnection' and 'Headers' (the page
+``/lessons/4``), and lesson 01, 'A generator is lazy'; the WHATWG spec, "Server-sent
+events", has the rest. Write the code yourself: the grader checks that it is not
+``streamlib.sse``'s, which lesson 04 uses once you have written your own.
 
 Task 1. ``format_event(data, event=None, id=None)``: return the event as bytes. Optional
         ``event: NAME`` and ``id: ID`` lines, then one ``data: LINE`` line per line of

@@ -1,8 +1,10 @@
 """Exercise 05: stream a JSON array, element by element.
 
 Write ``stream_json_array(items)``: a generator of bytes that, joined, make one JSON array
-of ``items``, sent as each item comes. Lesson 05 (``lessons/05_chunked_json.py`` and its
-notebook) has everything you need.
+of ``items``, sent as each item comes.
+
+Read first: lesson 05, 'A streamed JSON array' (the page ``/lessons/5``), and notebook 05,
+'Rows in hand while the rest is still coming' and 'When a row fails after the 200'.
 
 Task 1. Valid JSON whatever the count: ``[]`` for no items, ``[1]`` for one, commas only
         between elements. Encode each item with ``json.dumps``.

@@ -1,8 +1,10 @@
 """Exercise 06: relay a model's tokens as Server-Sent Events, and stop it when nobody reads.
 
 Write ``relay(tokens)``: a generator of SSE bytes for a chat page, fed by a model's token
-generator. Lesson 06 (``lessons/06_streaming_ai.py`` and its notebook) has everything you
-need.
+generator.
+
+Read first: lesson 06, 'Stopping when the user leaves' and 'When the model fails' (the page
+``/lessons/6``), and notebook 06, 'The first token, or the whole answer'.
 
 Task 1. For each token yield ``data: {"delta": TOKEN}`` and a blank line, the value
         written with ``json.dumps`` (a token may hold quotes or a newline), then

@@ -1,9 +1,11 @@
 """Exercise 08: follow a Redis Stream as Server-Sent Events, and lose nothing.
 
 Write ``follow_stream``: a generator of SSE bytes that relays a Redis Stream to one client.
-Lesson 08 (``lessons/08_fan_out.py`` and its notebook) has everything you need. ``redis``
-is a ``redis.Redis`` client made with ``decode_responses=True``; each entry of the stream
-has one field, ``data``. The grader starts a real redis-server for you.
+``redis`` is a ``redis.Redis`` client made with ``decode_responses=True``; each entry of the
+stream has one field, ``data``. The grader starts a real redis-server for you.
+
+Read first: lesson 08, 'The fix: a broker every process reads', 'Resuming' and 'When Redis
+goes away' (the page ``/lessons/8``), and notebook 08, 'Redis crashes mid-broadcast'.
 
 Task 1. Yield one event per message after ``last_id`` (not including it), oldest first:
         ``id: <the entry's id>\\ndata: <its data>\\n\\n``. With ``last_id`` None, start after

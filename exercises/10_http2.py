@@ -8,8 +8,10 @@ browser would::
 
     server_block(8443, "http://127.0.0.1:8000", "/path/localhost.pem", "/path/localhost-key.pem")
 
-Below is the block an HTTP/1.1 site might start from. Lesson 10 (``lessons/10_http2.py``)
-and lesson 07's section on nginx have everything you need.
+Below is the block an HTTP/1.1 site might start from.
+
+Read first: lesson 10, 'The course behind nginx' and 'What the proxy removes' (the page
+``/lessons/10``), and lesson 07, 'Proxies'.
 
 Task 1. Speak HTTPS on ``port`` with the certificate and key given, and HTTP/2 to clients
         that ask for it in the handshake (nginx 1.22 says so on the ``listen`` line).

@@ -7,12 +7,17 @@ import threading
 import tracemalloc
 
 import requests
-from grading import Happened, RowSource, tutor
+from grading import Happened, RowSource, serve_exercise, tutor
 
-from lab import serve
 from streamlib import call_app
 
 EXERCISE = "01_buffered_vs_streamed"
+# The section each task's hint sends a learner to when no test says more.
+TASK_SECTIONS = {
+    1: "lesson 01, 'Streamed'",
+    2: "lesson 01, 'A generator is lazy'",
+    3: "lesson 01, 'close()'",
+}
 ROWS = [f"row {n}: {'x' * 24}\n".encode() for n in range(5)]
 REPORT = b"report\n" + b"".join(ROWS) + b"total: 5 rows\n"
 CALL = "streamed_report(open_rows), then pulled the body piece by piece as a server does"
@@ -35,7 +40,8 @@ def test_task1_sends_the_same_report(exercise):
         "streamed_report(open_rows) and read the whole body",
         got,
         f"the same bytes as buffered_report: {REPORT!r}",
-        "Task 1: yield b'report\\n', then each row, then the 'total: N rows' line.",
+        "Task 1 and lesson 01, 'Streamed': yield b'report\\n', then each row, then the 'total: N"
+        " rows' line.",
     )
 
 
@@ -49,7 +55,11 @@ def test_task1_sends_the_first_row_before_reading_the_next(exercise):
         response.close()
     assert ROWS[0] in received and pulled and max(pulled) <= 2, tutor(
         CALL,
-        f"{received!r} once the cursor had given {pulled or 'no'} rows",
+        Happened(
+            f"the first row came after the cursor had given {max(pulled, default=0)} rows"
+            if ROWS[0] in received
+            else f"the body so far, {received!r}, had no row yet"
+        ),
         "the first row to leave as soon as the cursor gave it, with at most one more row read",
         "Task 1 and lesson 01, 'Streamed': a generator yields each piece as it is made;"
         " the buffered app reads every row before it returns.",
@@ -77,7 +87,7 @@ def test_task1_never_holds_the_whole_report(exercise):
     assert size > 16_000_000, f"the report was {size} bytes; expected over 16 MB"
     assert peak < 2**20, tutor(
         "streamed_report with 4000 rows of 4 KiB and read it, measuring memory",
-        f"a peak of {peak / 2**20:.1f} MiB for a {size / 2**20:.0f} MiB report",
+        Happened(f"a peak of {peak / 2**20:.1f} MiB for a {size / 2**20:.0f} MiB report"),
         "under 1 MiB: a stream holds one row at a time",
         "Task 1 and lesson 01, 'Buffered': b''.join or a list of all the rows holds the"
         " whole body; yield each row instead.",
@@ -97,10 +107,24 @@ def test_task2_headers_say_plain_text_and_no_length(exercise):
         None,
     ), tutor(
         "streamed_report and looked at the status and headers",
-        f"{response.status}, Content-Type {content_type}, Content-Length {length}",
+        Happened(f"{response.status}, Content-Type {content_type}, Content-Length {length}"),
         "200 OK, Content-Type 'text/plain; charset=utf-8' and no Content-Length",
         "Task 2 and lesson 01, 'Content-Length': a stream does not know its length yet;"
         " the server frames the body (chunked encoding) instead.",
+    )
+
+
+def test_task2_calls_start_response_before_returning_the_body(exercise):
+    response = call_app(exercise.streamed_report(RowSource(ROWS)))
+    status = response.status  # set only if start_response ran before the app returned
+    response.close()
+    assert status is not None, tutor(
+        "streamed_report(open_rows)(environ, start_response), then looked before reading the body",
+        Happened("start_response had not been called yet"),
+        "start_response called before the app returns its body",
+        "Task 2 and lesson 01, 'A generator is lazy': an app that is itself a generator"
+        " function runs nothing, start_response included, until the server asks for the first"
+        " piece, when it is too late to answer a bad request with a 400.",
     )
 
 
@@ -110,9 +134,9 @@ def test_task3_closes_the_cursor_after_the_last_row(exercise):
     states = [(cursor.exhausted, cursor.closed) for cursor in source.opened]
     assert states == [(True, True)], tutor(
         "streamed_report, read the whole body and looked at the cursors it opened",
-        f"(read to the end, closed) = {states}",
+        Happened(f"(read to the end, closed) = {states}"),
         "one cursor, read to the end and closed: [(True, True)]",
-        "Task 3: open the cursor once, and close it in a finally.",
+        "Task 3 and lesson 01, 'close()': open the cursor once, and close it in a finally.",
     )
 
 
@@ -124,7 +148,7 @@ def test_task3_closes_the_cursor_when_the_client_leaves_early(exercise):
     closed = [cursor.closed for cursor in source.opened]
     assert closed == [True], tutor(
         f"{CALL}; after the first row the server called close()",
-        f"cursors closed: {closed}",
+        Happened(f"cursors closed: {closed}"),
         "the one cursor closed: [True]",
         "Task 3 and lesson 01, 'close()': close() raises GeneratorExit at the paused"
         " yield; a try/finally around the loop runs then.",
@@ -139,18 +163,17 @@ def test_task3_leaves_nothing_open_when_closed_before_the_first_piece(exercise):
         "streamed_report, then close() on the body before reading anything",
         Happened(f"{len(left_open)} of the {len(source.opened)} cursors opened stayed open"),
         "no cursor left open",
-        "Task 3 and lesson 01, 'close()': a generator closed before its first next() never"
-        " runs at all, not even its finally. So open the cursor inside the generator: then"
-        " nothing is opened until the first piece is asked for.",
+        "Task 3 and lesson 01, 'close()': what runs of a generator that is closed before its"
+        " first next()? Notebook 01 tries it with a cursor.",
     )
 
 
 def test_task1_a_real_client_gets_the_first_row_while_the_rest_is_pending(exercise):
     gate = threading.Event()  # the cursor waits here after its first row
     source = RowSource(ROWS, gate=gate, gate_after=1)
-    received = b""
+    received, trouble = b"", ""
     try:
-        with serve(exercise.streamed_report(source)) as url:
+        with serve_exercise(exercise.streamed_report(source)) as url:
             try:
                 with requests.get(url, stream=True, timeout=5) as r:
                     while ROWS[0] not in received:
@@ -161,14 +184,14 @@ def test_task1_a_real_client_gets_the_first_row_while_the_rest_is_pending(exerci
                     gate.set()
                     received += r.raw.read()
             except requests.RequestException as error:
-                received = f"{received!r}, then {type(error).__name__}".encode()
+                trouble = f", and then the client gave up ({type(error).__name__})"
     finally:
         gate.set()
     assert received == REPORT, tutor(
         "streamed_report on a real server; the cursor waits after its first row until"
         " the client has that row",
-        received,
+        Happened(f"{len(received)} bytes arrived, {received[:60]!r}...{trouble}"),
         f"the first row to arrive while the rest waited, then the whole report {REPORT!r}",
-        "Task 1: if the app reads every row before returning, the server can send nothing"
-        " until the cursor is done, and here it never is.",
+        "Task 1 and lesson 01, 'Buffered': if the app reads every row before returning, the"
+        " server can send nothing until the cursor is done, and here it never is.",
     )

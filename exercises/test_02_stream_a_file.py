@@ -11,9 +11,16 @@ from pathlib import Path
 
 import psutil
 import pytest
-from grading import tutor
+from grading import Happened, borrowed, tutor
 
 EXERCISE = "02_stream_a_file"
+# The section each task's hint sends a learner to when no test says more.
+TASK_SECTIONS = {
+    1: "lesson 02, 'Constant memory'",
+    2: "lesson 02, 'Ranges'",
+    3: "lesson 01, 'close()'",
+    4: "lesson 02, 'Conditional requests'",
+}
 DATA = bytes(range(256)) * 41  # 10,496 bytes, each position recognisable
 
 
@@ -34,9 +41,10 @@ def test_task1_sends_the_whole_file_in_chunks_of_chunk_size(exercise, data_file)
     sizes = [len(chunk) for chunk in chunks]
     assert b"".join(chunks) == DATA and sizes == [1000] * 10 + [496], tutor(
         "iter_file(path, chunk_size=1000) on a 10,496-byte file",
-        f"{len(b''.join(chunks))} bytes in chunks of {sizes}",
+        Happened(f"{len(b''.join(chunks))} bytes in chunks of {sizes}"),
         "the file's bytes in chunks of [1000] * 10 + [496]",
-        "Task 1: read chunk_size bytes at a time with file.read(chunk_size) and yield each.",
+        "Task 1 and lesson 02, 'Constant memory': read chunk_size bytes at a time with"
+        " file.read(chunk_size) and yield each.",
     )
 
 
@@ -55,7 +63,7 @@ def test_task2_sends_exactly_the_range(exercise, data_file, start, length, expec
     got = b"".join(exercise.iter_file(data_file, start, length, chunk_size=1000))
     assert got == expected, tutor(
         f"iter_file(path, start={start}, length={length}, chunk_size=1000)",
-        f"{len(got)} bytes starting {got[:4]!r}",
+        Happened(f"{len(got)} bytes starting {got[:4]!r}"),
         f"{len(expected)} bytes starting {expected[:4]!r}",
         "Task 2 and lesson 02, 'Ranges': seek to start, then count down the bytes left"
         " to send; stop when none are left or read() returns b''.",
@@ -68,7 +76,22 @@ def test_task2_chunks_of_a_range_are_chunk_size_too(exercise, data_file):
         "iter_file(path, start=100, length=2500, chunk_size=1000)",
         sizes,
         "chunks of [1000, 1000, 500]",
-        "Task 2: read min(chunk_size, bytes left) each time.",
+        "Task 2 and lesson 02, 'Ranges': read min(chunk_size, bytes left) each time.",
+    )
+
+
+def test_task1_iter_file_is_your_own(exercise, tmp_path):
+    from streamlib.files import iter_file as librarys
+
+    (tmp_path / "one.bin").write_bytes(b"x")
+    list(exercise.iter_file(tmp_path / "one.bin"))  # the stub raises here: not started yet
+    how = borrowed(exercise.iter_file, librarys)
+    assert not how, tutor(
+        "iter_file, and compared it with streamlib.files.iter_file",
+        Happened(f"it is the library's, {how}"),
+        "an iter_file you wrote",
+        "Task 1 and lesson 02, 'Constant memory': writing it is the exercise; the course's own"
+        " is there to compare with once yours passes.",
     )
 
 
@@ -83,10 +106,15 @@ def test_task1_never_holds_the_whole_file(exercise, tmp_path):
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert size == 64 * 1024 * 1024
+    assert size == 64 * 1024 * 1024, tutor(
+        "iter_file on a 64 MiB file with chunk_size=65536 and counted the bytes",
+        Happened(f"{size:,} bytes"),
+        f"{64 * 1024 * 1024:,}",
+        "Task 1 and lesson 02, 'Constant memory': yield every chunk until read() gives b''.",
+    )
     assert peak < 1024 * 1024, tutor(
         "iter_file on a 64 MiB file with chunk_size=65536, measuring memory",
-        f"a peak of {peak / 1024 / 1024:.1f} MiB",
+        Happened(f"a peak of {peak / 1024 / 1024:.1f} MiB"),
         "under 1 MiB: one 64 KiB chunk at a time",
         "Task 1 and lesson 02, 'Constant memory': file.read() with no size reads it all.",
     )
@@ -96,9 +124,9 @@ def test_task3_closes_the_file_after_the_last_chunk(exercise, data_file):
     list(exercise.iter_file(data_file, chunk_size=1000))
     assert str(data_file) not in open_paths(), tutor(
         "iter_file and read every chunk",
-        "the file still open",
+        Happened("the file still open"),
         "the file closed",
-        "Task 3: open it with a with block.",
+        "Task 3 and lesson 01, 'close()': open it with a with block.",
     )
 
 
@@ -113,9 +141,11 @@ def test_task3_closes_the_file_itself_when_the_client_leaves(exercise, data_file
     still_open = str(data_file) in open_paths()
     assert not still_open and not left_to_gc, tutor(
         "iter_file, read one chunk, then close() as the server does when the client leaves",
-        "the file still open" if still_open else "the file closed by the garbage collector",
+        Happened(
+            "the file still open" if still_open else "the file closed by the garbage collector"
+        ),
         "your code to close the file",
-        "Task 3 and lesson 02: close() raises GeneratorExit at the paused yield; a with"
+        "Task 3 and lesson 01, 'close()': close() raises GeneratorExit at the paused yield; a with"
         " block (or try/finally) around the loop closes the file then.",
     )
 
@@ -128,9 +158,10 @@ def test_task3_leaves_nothing_open_when_closed_before_the_first_chunk(exercise, 
     assert not opened and str(data_file) not in open_paths(), tutor(
         "iter_file, then close() before asking for a chunk (a HEAD request, or a client"
         " gone before the first byte)",
-        f"files open after the call: {sorted(opened)}",
+        Happened(f"files open after the call: {sorted(opened)}"),
         "nothing opened until the first chunk is asked for",
-        "Task 3: a generator function runs nothing until next() is called, so open the"
+        "Task 3 and lesson 01, 'close()': a generator function runs nothing until next() is"
+        " called, so open the"
         " file inside it; a wrapper function that opens first leaks the file here.",
     )
 
@@ -159,7 +190,8 @@ def test_task4_a_true_if_match_sends_the_file(exercise, if_match):
         f"check_preconditions(if_match={if_match!r}, if_none_match=None, etag={ETAG!r})",
         got,
         "None: the file is the version the client means, so send it",
-        "Task 4: * matches any current file, and so does the file's own tag in a list.",
+        "Task 4 and lesson 02, 'Conditional requests': * matches any current file, and so does the"
+        " file's own tag in a list.",
     )
 
 
@@ -174,14 +206,15 @@ def test_task4_a_matching_if_none_match_is_a_304(exercise, if_none_match):
         f"check_preconditions(if_match=None, if_none_match={if_none_match!r}, etag={ETAG!r})",
         got,
         "304: the client's copy is current",
-        "Task 4: If-None-Match compares weakly (W/ ignored): parse_etags(header).contains_weak.",
+        "Task 4 and lesson 02, 'Conditional requests': If-None-Match compares weakly (W/ ignored):"
+        " parse_etags(header).contains_weak.",
     )
     other = exercise.check_preconditions(None, '"other"', ETAG)
     assert other is None, tutor(
         f"check_preconditions(if_match=None, if_none_match='\"other\"', etag={ETAG!r})",
         other,
         "None: the client's copy is another version, so send the file",
-        "Task 4: only a matching If-None-Match is a 304.",
+        "Task 4 and lesson 02, 'Conditional requests': only a matching If-None-Match is a 304.",
     )
 
 
@@ -191,5 +224,6 @@ def test_task4_if_match_is_checked_before_if_none_match(exercise):
         f"check_preconditions(if_match='\"other\"', if_none_match={ETAG!r}, etag={ETAG!r})",
         got,
         "412: If-Match fails first, before If-None-Match is even looked at",
-        "Task 4 and lesson 02's table: RFC 9110 section 13.2.2 checks If-Match first.",
+        "Task 4 and lesson 02, 'Conditional requests': RFC 9110 section 13.2.2 checks If-Match"
+        " first.",
     )

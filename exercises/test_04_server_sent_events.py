@@ -10,29 +10,43 @@ from wsgiref.util import is_hop_by_hop
 import pytest
 import requests
 import sseclient
-from grading import Happened, tutor
+from grading import Happened, borrowed, serve_exercise, tutor
 
-from lab import serve
 from streamlib import call_app
 from streamlib.sse import parse_events
 
 EXERCISE = "04_server_sent_events"
+# The section each task's hint sends a learner to when no test says more.
+TASK_SECTIONS = {
+    1: "lesson 04, 'The format'",
+    2: "lesson 04, 'Headers'",
+    3: "lesson 04, 'Reconnection'",
+}
 
-VECTORS = [
-    (("hello",), {}, b"data: hello\n\n"),
-    (("",), {}, b"data: \n\n"),
-    (("a\nb",), {}, b"data: a\ndata: b\n\n"),
-    (("a\r\nb",), {}, b"data: a\ndata: b\n\n"),
-    (("a\rb",), {}, b"data: a\ndata: b\n\n"),
-    (("ends with a newline\n",), {}, b"data: ends with a newline\ndata: \n\n"),
-    (("x",), {"event": "tick"}, b"event: tick\ndata: x\n\n"),
-    (("x",), {"id": "42"}, b"id: 42\ndata: x\n\n"),
-    (("x",), {"event": "tick", "id": "42"}, b"event: tick\nid: 42\ndata: x\n\n"),
-    (("é ✓",), {}, "data: é ✓\n\n".encode()),
-]
+VECTORS = {
+    "one-line": (("hello",), {}, b"data: hello\n\n"),
+    "empty": (("",), {}, b"data: \n\n"),
+    "lf": (("a\nb",), {}, b"data: a\ndata: b\n\n"),
+    "crlf": (("a\r\nb",), {}, b"data: a\ndata: b\n\n"),
+    "cr": (("a\rb",), {}, b"data: a\ndata: b\n\n"),
+    "ends-with-lf": (("ends with a newline\n",), {}, b"data: ends with a newline\ndata: \n\n"),
+    "event": (("x",), {"event": "tick"}, b"event: tick\ndata: x\n\n"),
+    "id": (("x",), {"id": "42"}, b"id: 42\ndata: x\n\n"),
+    "event-and-id": (("x",), {"event": "tick", "id": "42"}, b"event: tick\nid: 42\ndata: x\n\n"),
+    "utf-8": (("é ✓",), {}, "data: é ✓\n\n".encode()),
+}
+# Characters that str.splitlines breaks at and SSE does not: each stays inside its data line.
+NOT_LINE_ENDS = {
+    "U+2028": "\u2028",
+    "U+2029": "\u2029",
+    "U+0085": "\x85",
+    "form-feed": "\x0c",
+    "vertical-tab": "\x0b",
+    "U+001E": "\x1e",
+}
 
 
-@pytest.mark.parametrize(("args", "kwargs", "expected"), VECTORS)
+@pytest.mark.parametrize(("args", "kwargs", "expected"), VECTORS.values(), ids=list(VECTORS))
 def test_task1_format_event_writes_the_spec_format(exercise, args, kwargs, expected):
     got = exercise.format_event(*args, **kwargs)
     called = ", ".join([repr(args[0])] + [f"{k}={v!r}" for k, v in kwargs.items()])
@@ -40,8 +54,36 @@ def test_task1_format_event_writes_the_spec_format(exercise, args, kwargs, expec
         f"format_event({called})",
         got,
         repr(expected),
-        "Task 1: event and id lines first, then one 'data: ' line per line of data (split"
-        " at \\r\\n, \\r and \\n), each ending in \\n, then one more \\n.",
+        "Task 1 and lesson 04, 'The format': event and id lines first, then one 'data: ' line"
+        " per line of data (split at \\r\\n, \\r and \\n), each ending in \\n, then one more \\n.",
+    )
+
+
+@pytest.mark.parametrize("character", NOT_LINE_ENDS.values(), ids=list(NOT_LINE_ENDS))
+def test_task1_only_cr_and_lf_end_a_line(exercise, character):
+    data = f"a{character}b"
+    got = exercise.format_event(data)
+    expected = f"data: {data}\n\n".encode()
+    assert got == expected, tutor(
+        f"format_event({data!r})",
+        got,
+        f"{expected!r}: one data line, as SSE ends a line at CR and LF only",
+        "Task 1 and lesson 04, 'The format': str.splitlines also breaks at this character;"
+        " SSE does not.",
+    )
+
+
+def test_task1_format_event_is_your_own(exercise):
+    from streamlib.sse import format_event as librarys
+
+    exercise.format_event("x")  # the stub raises here: not started yet
+    how = borrowed(exercise.format_event, librarys)
+    assert not how, tutor(
+        "format_event, and compared it with streamlib.sse.format_event",
+        Happened(f"it is the library's, {how}"),
+        "a format_event you wrote",
+        "Task 1 and lesson 04, 'The format': writing it is the exercise; the course's own is"
+        " there to compare with once yours passes.",
     )
 
 
@@ -75,15 +117,20 @@ def test_task1_an_id_or_event_that_would_break_the_stream_is_refused(exercise, k
             f"format_event('x', {name}={value!r})",
             got,
             "a ValueError",
-            f"Task 1: {WHY_REFUSED[why]}.",
+            f"Task 1 and lesson 04, 'The format': {WHY_REFUSED[why]}.",
         )
     )
 
 
 def test_task1_what_you_write_a_parser_reads_back(exercise):
     written = exercise.format_event("line one\nline two", event="note", id="7")
-    (event,) = parse_events([written])
-    assert (event.data, event.event, event.id) == ("line one\nline two", "note", "7")
+    read = [(e.data, e.event, e.id) for e in parse_events([written])]
+    assert read == [("line one\nline two", "note", "7")], tutor(
+        "format_event('line one\\nline two', event='note', id='7'), read back by a parser",
+        read,
+        "one event, [('line one\\nline two', 'note', '7')]: (data, event, id)",
+        "Task 1 and lesson 04, 'The format': a parser joins the data lines with a newline.",
+    )
 
 
 LOG = [("1", "first"), ("2", "second\nwith two lines"), ("3", "third")]
@@ -134,11 +181,16 @@ def test_task2_streams_the_log_with_event_stream_headers(exercise):
         "no-cache",
     ), tutor(
         "make_events_app(log) and looked at the status and headers",
-        f"{response.status}, Content-Type {content_type}, Cache-Control {cache}",
+        Happened(f"{response.status}, Content-Type {content_type}, Cache-Control {cache}"),
         "200 OK, Content-Type text/event-stream, Cache-Control no-cache",
         "Task 2 and lesson 04, 'Headers'.",
     )
-    assert events == LOG, tutor("make_events_app(log) and parsed the body", events, LOG, "Task 2.")
+    assert events == LOG, tutor(
+        "make_events_app(log) and parsed the body",
+        events,
+        LOG,
+        "Task 2 and lesson 04, 'The format'.",
+    )
 
 
 @pytest.mark.parametrize(
@@ -149,9 +201,10 @@ def test_task3_resumes_after_the_last_event_id(exercise, last_event_id, expected
     response, events = read_events(exercise, last_event_id)
     assert (response.status_code, events) == (200, expected), tutor(
         f"make_events_app(log) with Last-Event-ID: {last_event_id!r}",
-        f"{response.status}, events {events}",
+        Happened(f"{response.status}, events {events}"),
         f"200 OK, events {expected}",
-        "Task 3: the header is environ['HTTP_LAST_EVENT_ID']; send the events after the one"
+        "Task 3 and lesson 04, 'Reconnection': the header is environ['HTTP_LAST_EVENT_ID']; send"
+        " the events after the one"
         " it names; anything else gets the whole log, never an error.",
     )
 
@@ -159,7 +212,7 @@ def test_task3_resumes_after_the_last_event_id(exercise, last_event_id, expected
 def test_task3_an_independent_client_resumes_over_a_real_server(exercise):
     headers = {"Last-Event-ID": "1"}
     with (
-        serve(exercise.make_events_app(LOG)) as url,
+        serve_exercise(exercise.make_events_app(LOG)) as url,
         requests.get(url, headers=headers, stream=True, timeout=5) as r,
     ):
         events = [(e.id, e.data) for e in sseclient.SSEClient(r).events()]
@@ -167,5 +220,5 @@ def test_task3_an_independent_client_resumes_over_a_real_server(exercise):
         "make_events_app(log) on a real server, read by sseclient-py with Last-Event-ID: 1",
         events,
         LOG[1:],
-        "Tasks 1 to 3.",
+        "Tasks 1 to 3 and lesson 04, 'Reconnection'.",
     )

@@ -7,9 +7,15 @@ import json
 import tracemalloc
 
 import pytest
-from grading import tutor
+from grading import Happened, borrowed, tutor
 
 EXERCISE = "05_chunked_json"
+# The section each task's hint sends a learner to when no test says more.
+TASK_SECTIONS = {
+    1: "lesson 05, 'A streamed JSON array'",
+    2: "lesson 05, 'Rows in hand while the rest is still coming'",
+    3: "lesson 05, 'When a row fails after the 200'",
+}
 
 
 @pytest.mark.parametrize(
@@ -27,8 +33,23 @@ def test_task1_joins_into_the_same_json(exercise, items):
         f"stream_json_array({items!r}) and joined the pieces",
         body,
         f"a JSON array equal to {items!r}",
-        "Task 1: '[' first, a comma before every element but the first, ']' last;"
+        "Task 1 and lesson 05, 'A streamed JSON array': '[' first, a comma before every element"
+        " but the first, ']' last;"
         " no items gives '[]'.",
+    )
+
+
+def test_task1_stream_json_array_is_your_own(exercise):
+    from streamlib.json_stream import iter_json_array as librarys
+
+    list(exercise.stream_json_array([]))  # the stub raises here: not started yet
+    how = borrowed(exercise.stream_json_array, librarys)
+    assert not how, tutor(
+        "stream_json_array, and compared it with streamlib.json_stream.iter_json_array",
+        Happened(f"it is the library's, {how}"),
+        "a stream_json_array you wrote",
+        "Task 1 and lesson 05, 'A streamed JSON array': writing it is the exercise; the"
+        " course's own is there to compare with once yours passes.",
     )
 
 
@@ -51,9 +72,12 @@ def test_task2_sends_the_bracket_and_each_element_as_it_comes(exercise):
     got = (first, made_before_first, len(produced), element)
     assert got == (b"[", 0, 1, {"n": 0}), tutor(
         "stream_json_array(items) and pulled two pieces, counting the items made",
-        f"{first!r} after {made_before_first} items, then {second!r} after {len(produced)}",
+        Happened(
+            f"{first!r} after {made_before_first} items, then {second!r} after {len(produced)}"
+        ),
         "b'[' before any item is made, then the first element after exactly one",
-        "Task 2: yield b'[' at once; then yield each element as the loop gets it.",
+        "Task 2 and lesson 05, 'Rows in hand while the rest is still coming': yield b'[' at once;"
+        " then yield each element as the loop gets it.",
     )
 
 
@@ -70,9 +94,10 @@ def test_task2_never_holds_the_whole_array(exercise):
         tracemalloc.stop()
     assert size > 10_000_000 and peak < 1024 * 1024, tutor(
         "stream_json_array over 200,000 items (about 12 MB of JSON), measuring memory",
-        f"{size} bytes, with a peak of {peak / 1024 / 1024:.1f} MiB",
+        Happened(f"{size} bytes, with a peak of {peak / 1024 / 1024:.1f} MiB"),
         "under 1 MiB: one element at a time",
-        "Task 2: json.dumps(list(items)) or a list of pieces holds everything.",
+        "Task 2 and lesson 05, 'A streamed JSON array': json.dumps(list(items)) or a list of"
+        " pieces holds everything.",
     )
 
 
@@ -90,14 +115,19 @@ def test_task3_an_unencodable_item_ends_the_array_unclosed(exercise):
     try:
         body = b"".join(exercise.stream_json_array(Spy()))
         raised = None
+    except NotImplementedError:
+        raise  # the stub: a task not started yet
     except Exception as error:  # reported to the learner below
         body, raised = b"", error
     assert (raised, body, encoded_after) == (None, b"[1,2", []), tutor(
         "stream_json_array([1, 2, object(), 4]) and joined the pieces",
-        f"{body!r}"
-        + (f", raising {raised!r}" if raised else "")
-        + (", and went on to the next item" if encoded_after else ""),
+        Happened(
+            f"{body!r}"
+            + (f", raising {raised!r}" if raised else "")
+            + (", and went on to the next item" if encoded_after else "")
+        ),
         "b'[1,2': the elements before the bad one, no closing ']', no exception, nothing more",
-        "Task 3 and lesson 05, 'Errors after the 200': catch the TypeError from json.dumps"
+        "Task 3 and lesson 05, 'When a row fails after the 200': catch the TypeError from"
+        " json.dumps"
         " and return without yielding ']'.",
     )

@@ -12,12 +12,18 @@ import time
 from contextlib import contextmanager
 
 import requests
-from grading import tutor
+from grading import Happened, tutor
 
 from lab import free_port, spawn_server
 from lab.load import crowd
 
 EXERCISE = "07_production"
+# The section each task's hint sends a learner to when no test says more.
+TASK_SECTIONS = {
+    1: "lesson 07, 'Worker classes'",
+    2: "lesson 07, 'Worker classes'",
+    3: "lesson 07, 'Shutdown'",
+}
 LESSONS = "03_manual_chunks,04_server_sent_events"  # the app serves /ticks and /events
 DEADLINE = 5.5  # s: Task 3's deploy must be over by then (5 s, and a little for the machine)
 GIVE_UP = 6.5  # s: a gunicorn still running then would not stop soon; no need to wait more
@@ -46,7 +52,8 @@ def test_task1_one_worker_holds_200_streams_at_once(exercise):
         "your configuration's workers",
         exercise.workers,
         "1: hold the streams in one process",
-        "Task 1: more processes multiply memory; choose a worker class that holds many"
+        "Task 1 and lesson 07, 'Worker classes': more processes multiply memory; choose a worker"
+        " class that holds many"
         " streams per process instead.",
     )
     with gunicorn_with(exercise) as server:
@@ -54,10 +61,11 @@ def test_task1_one_worker_holds_200_streams_at_once(exercise):
     served = result.served()
     assert served == 200, tutor(
         f"200 clients of /events together, with {settings(exercise)}",
-        f"{served} of 200 clients served",
+        Happened(f"{served} of 200 clients served"),
         "all 200 to get every event",
-        "Task 1: a sync worker serves one request at a time; gthread holds `threads`"
-        " streams at once, gevent up to `worker_connections` (lesson 07, Worker classes).",
+        "Task 1 and lesson 07, 'Worker classes': a sync worker serves one request at a time;"
+        " gthread holds `threads`"
+        " streams at once, gevent up to `worker_connections`.",
     )
 
 
@@ -79,10 +87,13 @@ def test_task2_a_stream_outlives_the_timeout(exercise):
         killed = "WORKER TIMEOUT" in server.log()
     assert got == 9 and not killed, tutor(
         f"a 4-second /ticks stream under --timeout 2, with {settings(exercise)}",
-        f"{got} of 9 ticks" + (", and 'WORKER TIMEOUT' in gunicorn's log" if killed else ""),
+        Happened(
+            f"{got} of 9 ticks" + (", and 'WORKER TIMEOUT' in gunicorn's log" if killed else "")
+        ),
         "all 9 ticks, the worker alive",
-        "Task 2: a sync worker tells the arbiter it is alive only between requests, so a"
-        " long stream looks like a hung worker (lesson 07, Worker classes).",
+        "Task 2 and lesson 07, 'Worker classes': a sync worker tells the arbiter it is alive only"
+        " between requests, so a"
+        " long stream looks like a hung worker.",
     )
 
 
@@ -129,12 +140,15 @@ def stop_while(exercise, request_path: str) -> tuple[float, bytes]:
 def too_slow(took: float, exercise) -> str:
     return tutor(
         f"SIGTERM with two endless /events streams open, with {settings(exercise)}",
-        f"gunicorn stopped after {took:.1f} s"
-        if took < GIVE_UP
-        else f"still running after {GIVE_UP} s",
+        Happened(
+            f"gunicorn stopped after {took:.1f} s"
+            if took < GIVE_UP
+            else f"still running after {GIVE_UP} s"
+        ),
         "gone within 5 s",
-        "Task 3: on SIGTERM gunicorn waits graceful_timeout for open requests, and a stream"
-        " never finishes by itself (lesson 07, Shutdown).",
+        "Task 3 and lesson 07, 'Shutdown': on SIGTERM gunicorn waits graceful_timeout for open"
+        " requests, and a stream"
+        " never finishes by itself.",
     )
 
 
@@ -151,6 +165,7 @@ def test_task3_a_quick_deploy_still_lets_a_short_request_finish(exercise):
         "SIGTERM 0.3 s into a 0.75 s /ticks request, with " + settings(exercise),
         got,
         f"the whole response, {expected!r}",
-        "Task 3: graceful_timeout is the time in-flight requests get to finish: cut it"
+        "Task 3 and lesson 07, 'Shutdown': graceful_timeout is the time in-flight requests get to"
+        " finish: cut it"
         " short for streams, not to nothing.",
     )

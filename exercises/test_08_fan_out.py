@@ -10,11 +10,17 @@ import threading
 import time
 
 import pytest
-from grading import tutor
+from grading import Happened, tutor
 
 from lab import free_port
 
 EXERCISE = "08_fan_out"
+# The section each task's hint sends a learner to when no test says more.
+TASK_SECTIONS = {
+    1: "lesson 08, 'Resuming'",
+    2: "lesson 08, 'The fix: a broker every process reads'",
+    3: "lesson 08, 'When Redis goes away'",
+}
 STREAM = "room"
 
 
@@ -54,7 +60,8 @@ def test_task1_sends_each_message_after_last_id_oldest_first(exercise, redis_fol
         f"follow_stream(redis, 'room', last_id={ids[0]!r}) with m0, m1, m2 in the stream",
         got,
         repr(expected),
-        "Task 1: XREAD returns the entries after the id you give it, oldest first; each"
+        "Task 1 and lesson 08, 'Resuming': XREAD returns the entries after the id you give it,"
+        " oldest first; each"
         " becomes 'id: ...\\ndata: ...\\n\\n'.",
     )
 
@@ -75,7 +82,8 @@ def test_task1_without_last_id_only_later_messages_are_sent(exercise, redis_fold
         " two next() calls",
         [first, second],
         repr([HEARTBEAT, event(new_id, "new")]),
-        "Task 1: '$' means 'after the newest entry *at the time of this XREAD*': pass it"
+        "Task 1 and lesson 08, 'Resuming': '$' means 'after the newest entry *at the time of this"
+        " XREAD*': pass it"
         " on every call and a message added between two calls is skipped. Look up the"
         " newest id once (XREVRANGE ... COUNT 1) and carry on from there.",
     )
@@ -96,9 +104,10 @@ def test_task2_waits_with_block_and_beats_when_quiet(exercise, redis_folder):
         reads = redis.info("commandstats").get("cmdstat_xread", {}).get("calls", 0) - before
     assert beats == [HEARTBEAT] * 3 and elapsed >= 0.8 and reads <= 4, tutor(
         "next() three times on follow_stream(redis, 'room', heartbeat_ms=300) with nothing new",
-        f"{beats!r} after {elapsed:.2f} s, with {reads} XREAD calls",
+        Happened(f"{beats!r} after {elapsed:.2f} s, with {reads} XREAD calls"),
         "three heartbeats, about 0.9 s, and one XREAD per heartbeat",
-        "Task 2: let Redis do the waiting: xread(..., block=heartbeat_ms) returns an empty"
+        "Task 2 and lesson 08, 'The fix: a broker every process reads': let Redis do the waiting:"
+        " xread(..., block=heartbeat_ms) returns an empty"
         " list after that long with nothing new. A loop that asks again and again burns"
         " CPU on both sides.",
     )
@@ -120,9 +129,10 @@ def test_task2_a_message_wakes_it_at_once(exercise, redis_folder):
         events.close()
     assert got == event(added[0], "hi") and elapsed < 2, tutor(
         "next() on follow_stream(heartbeat_ms=5000) while a message is added 0.2 s later",
-        f"{got!r} after {elapsed:.2f} s",
+        Happened(f"{got!r} after {elapsed:.2f} s"),
         "the message, well before the 5 s heartbeat",
-        "Task 2: XREAD BLOCK answers as soon as an entry arrives, not at the end of the block.",
+        "Task 2 and lesson 08, 'The fix: a broker every process reads': XREAD BLOCK answers as"
+        " soon as an entry arrives, not at the end of the block.",
     )
 
 
@@ -133,7 +143,14 @@ def test_task3_survives_a_redis_restart_and_resumes_after_the_last_id(exercise, 
     with spawn_redis(port, redis_folder) as server:
         redis = connect(server.url)
         events = exercise.follow_stream(redis, STREAM, heartbeat_ms=200, retry_delay=0.1)
-        assert next(events) == HEARTBEAT
+        first = next(events)
+        assert first == HEARTBEAT, tutor(
+            "follow_stream on an empty stream with heartbeat_ms=200",
+            first,
+            repr(HEARTBEAT),
+            "Task 2 and lesson 08, 'The fix: a broker every process reads': an XREAD that"
+            " blocked for heartbeat_ms and found nothing is a heartbeat.",
+        )
         first_id = redis.xadd(STREAM, {"data": "before"})
         got = [next(events)]
         server.kill()  # a crash: the stream is in Redis's append-only file
@@ -153,6 +170,7 @@ def test_task3_survives_a_redis_restart_and_resumes_after_the_last_id(exercise, 
         "follow_stream through a Redis crash and restart, two messages added meanwhile",
         got,
         f"each message once, in order, {expected!r}, and one {UNAVAILABLE!r}",
-        "Task 3: catch redis.exceptions.ConnectionError, say so once, sleep retry_delay and"
+        "Task 3 and lesson 08, 'When Redis goes away': catch redis.exceptions.ConnectionError, say"
+        " so once, sleep retry_delay and"
         " try again; keep the id of the last message you sent, and read after it.",
     )

@@ -13,13 +13,18 @@ import requests
 import sseclient
 from django.conf import settings
 from django.test import RequestFactory
-from grading import Happened, RowSource, tutor
+from grading import Happened, RowSource, serve_exercise, tutor
 
-from lab import serve
 from streamlib import call_app
 from streamlib.sse import parse_events
 
 EXERCISE = "09_flask_and_django"
+# The section each task's hint sends a learner to when no test says more.
+TASK_SECTIONS = {
+    1: "lesson 09, 'Flask'",
+    2: "lesson 09, 'Flask'",
+    3: "lesson 09, 'Django'",
+}
 LOG = [("1", "first"), ("2", "second"), ("3", "third")]
 ROWS = [{"id": n, "name": f"row {n}"} for n in range(1, 6)]
 
@@ -47,7 +52,10 @@ def test_task1_streams_the_log_with_event_stream_headers(exercise):
         LOG,
     ), tutor(
         "make_flask_app(log) and GET /events",
-        f"{response.status}, Content-Type {content_type}, Cache-Control {cache}, events {events}",
+        Happened(
+            f"{response.status}, Content-Type {content_type}, Cache-Control {cache}, events"
+            f" {events}"
+        ),
         f"200 OK, Content-Type text/event-stream, Cache-Control no-cache, events {LOG}",
         "Task 1 and lesson 09, 'Flask': return Response(generator) with the headers; each"
         " event is format_event(data, id=id).",
@@ -56,7 +64,7 @@ def test_task1_streams_the_log_with_event_stream_headers(exercise):
 
 def test_task1_an_independent_client_reads_it_over_a_real_server(exercise):
     with (
-        serve(exercise.make_flask_app(LOG)) as url,
+        serve_exercise(exercise.make_flask_app(LOG)) as url,
         requests.get(url + "/events", stream=True, timeout=5) as response,
     ):
         events = [(e.id, e.data) for e in sseclient.SSEClient(response).events()]
@@ -64,7 +72,7 @@ def test_task1_an_independent_client_reads_it_over_a_real_server(exercise):
         "make_flask_app(log) on a real server, read by sseclient-py",
         events,
         repr(LOG),
-        "Task 1.",
+        "Task 1 and lesson 09, 'Flask'.",
     )
 
 
@@ -83,16 +91,17 @@ def test_task2_resumes_after_the_last_event_id(exercise, last_event_id, expected
                 f"make_flask_app(log) and GET /events with Last-Event-ID: {last_event_id!r}",
                 Happened(f"reading the body raised RuntimeError: {error}"),
                 "the events after that id",
-                "Task 2 and lesson 09, 'Flask': the generator runs after the view has"
+                "Task 2 and lesson 04, 'Reconnection': the generator runs after the view has"
                 " returned, when Flask has ended the request context; read the header in"
                 " the view, or wrap the generator in stream_with_context.",
             )
         ) from None
     assert (response.status, events) == ("200 OK", expected), tutor(
         f"make_flask_app(log) and GET /events with Last-Event-ID: {last_event_id!r}",
-        f"{response.status}, events {events}",
+        Happened(f"{response.status}, events {events}"),
         f"200 OK, events {expected}",
-        "Task 2: send the events after the one the header names; anything else gets the"
+        "Task 2 and lesson 09, 'Flask': send the events after the one the header names; anything"
+        " else gets the"
         " whole log, never an error.",
     )
 
@@ -115,7 +124,7 @@ def test_task3_streams_ndjson_one_row_a_line(exercise):
         ROWS,
     ), tutor(
         "make_export_view(open_rows) and read the whole answer",
-        f"Content-Type {content_type}, body {body[:200]!r}",
+        Happened(f"Content-Type {content_type}, body {body[:200]!r}"),
         "Content-Type application/x-ndjson, one JSON object per line",
         "Task 3 and lesson 05, 'NDJSON': json.dumps(row) and a newline per row.",
     )
@@ -169,6 +178,6 @@ def test_task3_closes_the_cursor_when_the_client_leaves_early(exercise):
         "make_export_view(open_rows), read one row, then closed the response",
         Happened(f"the cursors' closed flags were {closed}"),
         "the one cursor closed",
-        "Task 3 and lesson 01, 'Cleanup': a finally around the loop closes the cursor,"
+        "Task 3 and lesson 01, 'close()': a finally around the loop closes the cursor,"
         " however the stream ends; Django's close() reaches your generator.",
     )

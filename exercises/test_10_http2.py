@@ -22,6 +22,12 @@ from lessons import load_lesson
 from lessons.course import build_app
 
 EXERCISE = "10_http2"
+# The section each task's hint sends a learner to when no test says more.
+TASK_SECTIONS = {
+    1: "lesson 10, 'The course behind nginx'",
+    2: "lesson 07, 'Proxies'",
+    3: "lesson 10, 'The course behind nginx'",
+}
 
 
 @pytest.fixture(scope="module")
@@ -58,15 +64,16 @@ def over_http2(url: str, path: str, certificate: CertificateFiles) -> list[Arriv
                 f"GET {url}{path} over TLS",
                 Happened(f"the TLS handshake failed: {error}"),
                 "an HTTPS answer",
-                "Task 1: `listen ... ssl`, with ssl_certificate and ssl_certificate_key"
-                " (lesson 10, The course behind nginx).",
+                "Task 1 and lesson 10, 'The course behind nginx': `listen ... ssl`, with"
+                " ssl_certificate and ssl_certificate_key.",
             )
         )
     assert protocol == "h2", tutor(
         f"GET {url}{path}, offering HTTP/2 in the TLS handshake (ALPN h2)",
         Happened(f"the server chose {protocol}"),
         "h2",
-        "Task 1: nginx 1.22 speaks HTTP/2 when the listen line says so: `listen ... ssl http2;`.",
+        "Task 1 and lesson 10, 'The course behind nginx': nginx 1.22 speaks HTTP/2 when the"
+        " listen line says so, `listen ... ssl http2;` (1.25 and later: `http2 on;`).",
     )
     return arrivals
 
@@ -86,7 +93,8 @@ def test_task1_https_and_http2(exercise, course, certificate):
         f"GET {url}/ticks?count=1 over HTTP/2",
         Happened(f"status {status}, body {body[:80]!r}"),
         "200 and b'tick 0\\n' from the course",
-        "Task 1: pass every request on with `proxy_pass` to the upstream you are given.",
+        "Task 1 and lesson 10, 'The course behind nginx': pass every request on with `proxy_pass`"
+        " to the upstream you are given.",
     )
 
 
@@ -99,7 +107,8 @@ def test_task2_ticks_arrive_one_at_a_time_over_http2(exercise, course, certifica
         f"GET {url}/ticks?count=4&interval=0.3 over HTTP/2",
         Happened(f"{len(ticks)} DATA frame(s) with ticks, {spread:.2f} s from first to last"),
         "four ticks about 0.3 s apart, each in its own frame",
-        "Task 2: nginx buffers an upstream's answer by default; lesson 07 shows the line"
+        "Task 2 and lesson 07, 'Proxies': nginx buffers an upstream's answer by default; lesson 07"
+        " shows the line"
         " that passes each piece on at once (nginx in front).",
     )
 
@@ -123,6 +132,7 @@ def test_task3_the_app_learns_the_browsers_host_and_scheme(exercise, certificate
         f"GET {url}/ through your nginx, to an app that shows its own URL",
         Happened(f"the app believed it was at {believed!r}"),
         repr(url + "/"),
-        "Task 3: without proxy_set_header, nginx sends Host: with the upstream's address;"
+        "Task 3 and lesson 10, 'The course behind nginx': without proxy_set_header, nginx sends"
+        " Host: with the upstream's address;"
         " $host drops the port, $http_host keeps it; and X-Forwarded-Proto $scheme says https.",
     )

@@ -36,12 +36,16 @@ still change the status) or a broken 200 (after it).
 
 **close().** When the response ends, however it ends (sent in full, or the client hung up),
 the server calls ``close()`` on the iterable. For a generator that raises ``GeneratorExit``
-at the paused ``yield``, so its ``finally`` blocks run: that is where a stream releases
-what it holds. ``/stats`` counts streams started and closed. The guarantee is PEP 3333's,
-and so it is only as good as the server: gunicorn keeps it, and werkzeug's dev server skips
-``close()`` when a client resets the connection right after the last byte (still so in
-werkzeug 3.1.9: ``serving.py``'s ``execute`` reads the socket first), so the course runs
-werkzeug through ``lab.devserver``, which keeps it too.
+at the paused ``yield``, so its ``finally`` blocks run: that is where a stream releases what
+it holds. A generator closed before its first ``next()`` never runs at all, not even its
+``finally`` (CPython's ``gen_close`` in ``Objects/genobject.c`` just marks it finished; the
+notebook shows it), and a server does that when the client leaves before the first piece. So
+what a stream holds is opened inside the generator, never in the app before it returns the
+generator: opened there, it would stay open. ``/stats`` counts streams started and closed.
+The guarantee is PEP 3333's, and so it is only as good as the server: gunicorn keeps it, and
+werkzeug's dev server skips ``close()`` when a client resets the connection right after the
+last byte (still so in werkzeug 3.1.9: ``serving.py``'s ``execute`` reads the socket first),
+so the course runs werkzeug through ``lab.devserver``, which keeps it too.
 
 **What buffering costs a server.** ``/buffered`` holds twice its body while it joins the
 pieces, so it takes at most 256 MiB (``/streamed``: 1 GiB, in 1 MiB of memory), and all

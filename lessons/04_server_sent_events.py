@@ -4,7 +4,11 @@
 type ``text/event-stream`` whose body is events: ``field: value`` lines and a blank line
 that dispatches them. ``data:`` carries the payload (several ``data:`` lines are joined with
 newlines), ``event:`` a type, ``id:`` an id, ``retry:`` the reconnection delay in ms, and a
-line starting with ``:`` is a comment. A browser reads it with ``new EventSource(url)``.
+line starting with ``:`` is a comment. A browser reads it with ``new EventSource(url)``. A
+line ends at CR, LF or CRLF and nowhere else (the spec's ``end-of-line``), so a multi-line
+``data`` is split at those three: Python's ``str.splitlines`` is the wrong tool, as it also
+breaks at U+2028, U+2029, U+0085, form feed and more, which JSON strings may hold unescaped,
+and ``"a\u2028b"`` would reach the browser as ``"a\nb"``.
 
 **Reconnection.** When the connection drops, the browser waits ``retry`` ms and connects
 again, sending the last id it saw as the ``Last-Event-ID`` header. The server resumes after

@@ -5,6 +5,10 @@ version of the exercise file: the reference solution, the stub as committed, or 
 that gets one thing wrong. The outcome of every grader test is read from a JUnit report.
 """
 
+import ast
+import functools
+import json
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -25,6 +29,13 @@ def grade(name: str, folder: Path, tmp_path: Path, only: set[str] | None = None)
 
     only: run just the grader tests whose names contain one of these (all when None).
     """
+    return {test: outcome for test, (outcome, _) in graded(name, folder, tmp_path, only).items()}
+
+
+def graded(
+    name: str, folder: Path, tmp_path: Path, only: set[str] | None = None
+) -> dict[str, tuple[str, str]]:
+    """As :func:`grade`, with what the report says of each failed test: {test: (outcome, text)}."""
     report = tmp_path / "report.xml"
     chosen = ["-k", " or ".join(sorted(only))] if only else []
     subprocess.run(
@@ -46,8 +57,9 @@ def grade(name: str, folder: Path, tmp_path: Path, only: set[str] | None = None)
     )
     outcomes = {}
     for case in ET.parse(report).iter("testcase"):
-        failed = case.find("failure") is not None or case.find("error") is not None
-        outcomes[case.get("name")] = "failed" if failed else "passed"
+        problem = case.find("failure") if case.find("failure") is not None else case.find("error")
+        text = "" if problem is None else (problem.text or problem.get("message") or "")
+        outcomes[case.get("name")] = ("passed" if problem is None else "failed", text)
     assert outcomes, f"the grader for {name} collected no test"
     return outcomes
 
@@ -124,6 +136,18 @@ MUTANTS = {
             "        rows = open_rows()\n        return report_lines(lambda: rows)",
         ),
         {"test_task3_leaves_nothing_open_when_closed_before_the_first_piece"},
+    ),
+    "01:a_generator_function_app": (  # start_response waits for the first next()
+        "01_buffered_vs_streamed",
+        lambda s: s.replace(
+            "        return report_lines(open_rows)", "        yield from report_lines(open_rows)"
+        ),
+        {"test_task2_calls_start_response_before_returning_the_body"},
+    ),
+    "02:imports_the_librarys": (
+        "02_stream_a_file",
+        lambda s: s + "\nfrom streamlib.files import iter_file  # noqa: E402\n",
+        {"test_task1_iter_file_is_your_own"},
     ),
     "02:reads_the_whole_file": (
         "02_stream_a_file",
@@ -245,6 +269,28 @@ def iter_file(path, start=0, length=None, chunk_size=65536):
         ),
         {"test_task1_format_event_writes_the_spec_format["},
     ),
+    "04:splits_with_splitlines": (  # even keeping a trailing empty line, as SSE does
+        "04_server_sent_events",
+        lambda s: s.replace(
+            "LINE_END.split(data)",
+            '(data.splitlines() + ([""] if data[-1:] in ("\\n", "\\r") or not data else []))',
+        ),
+        {"test_task1_only_cr_and_lf_end_a_line["},
+    ),
+    "04:imports_the_librarys": (
+        "04_server_sent_events",
+        lambda s: s.replace(
+            "def make_events_app", "from streamlib.sse import format_event\n\n\ndef make_events_app"
+        ),
+        {"test_task1_format_event_is_your_own"},
+    ),
+    "04:copies_the_librarys": (  # pasted, with its names changed
+        "04_server_sent_events",
+        lambda s: s.replace(
+            "def make_events_app", copied_format_event() + "\n\ndef make_events_app"
+        ),
+        {"test_task1_format_event_is_your_own"},
+    ),
     "04:lets_a_newline_into_the_id": (
         "04_server_sent_events",
         lambda s: s.replace("            if re.search(", "            if False and re.search("),
@@ -278,6 +324,11 @@ def iter_file(path, start=0, length=None, chunk_size=65536):
         lambda s: s.replace("yield separator + encoded", 'yield encoded + b","'),
         {"test_task1_joins_into_the_same_json[one]", "test_task1_joins_into_the_same_json[three]"},
     ),
+    "05:imports_the_librarys": (
+        "05_chunked_json",
+        lambda s: s + "\nfrom streamlib.json_stream import iter_json_array as stream_json_array\n",
+        {"test_task1_stream_json_array_is_your_own"},
+    ),
     "05:builds_the_whole_list_first": (
         "05_chunked_json",
         lambda s: s.replace(
@@ -298,6 +349,14 @@ def iter_file(path, start=0, length=None, chunk_size=65536):
     "06:forgets_done": (
         "06_streaming_ai",
         lambda s: s.replace('    yield b"data: [DONE]\\n\\n"', "    pass"),
+        {"test_task1_a_delta_per_token_then_done"},
+    ),
+    "06:writes_the_token_unescaped": (
+        "06_streaming_ai",
+        lambda s: s.replace(
+            "yield f\"data: {json.dumps({'delta': token})}\\n\\n\".encode()",
+            'yield f\'data: {{"delta": "{token}"}}\\n\\n\'.encode()',
+        ),
         {"test_task1_a_delta_per_token_then_done"},
     ),
     "06:collects_the_answer_first": (
@@ -367,6 +426,11 @@ def iter_file(path, start=0, length=None, chunk_size=65536):
             "        except ConnectionError:  # Task 3", "        except KeyError:"
         ),
         {"test_task3_survives_a_redis_restart_and_resumes_after_the_last_id"},
+    ),
+    "09:forgets_the_event_stream_type": (  # Flask's default: text/html
+        "09_flask_and_django",
+        lambda s: s.replace('body, content_type="text/event-stream", headers=', "body, headers="),
+        {"test_task1_streams_the_log_with_event_stream_headers"},
     ),
     "09:reads_the_header_in_the_generator": (
         "09_flask_and_django",
@@ -470,40 +534,185 @@ def iter_file(path, start=0, length=None, chunk_size=65536):
 }
 
 
+def copied_format_event() -> str:
+    """``streamlib.sse.format_event``'s code as a learner might paste it, names changed."""
+    import inspect
+
+    from streamlib import sse
+
+    code = inspect.getsource(sse.format_event).replace("lines", "parts")
+    return f"LINE_BREAK = re.compile({sse.LINE_BREAK.pattern!r})\n\n\n{code}"
+
+
 @pytest.mark.parametrize("mutant", sorted(MUTANTS))
-def test_a_grader_catches_a_wrong_answer(mutant, tmp_path):
+def test_a_grader_catches_a_wrong_answer_with_a_tutors_message(mutant, tmp_path):
     name, mutate, must_fail = MUTANTS[mutant]
     source = mutate(solution(name))
     assert source != solution(name), f"mutant {mutant} changed nothing: fix its mutation"
     folder = tmp_path / "mutant"
     folder.mkdir()
     (folder / f"{name}.py").write_text(source)
-    outcomes = grade(name, folder, tmp_path, only=must_fail)  # the tests it must fail
-    failed = [test for test, outcome in outcomes.items() if outcome == "failed"]
+    outcomes = graded(name, folder, tmp_path, only=must_fail)  # the tests it must fail
+    failed = {test: text for test, (outcome, text) in outcomes.items() if outcome == "failed"}
     missed = {want for want in must_fail if not any(f.startswith(want) for f in failed)}
-    assert not missed, f"{mutant}: the grader should have failed {missed}; it failed {failed}"
+    assert not missed, f"{mutant}: the grader should have failed {missed}; it failed {list(failed)}"
+    for test, text in failed.items():
+        assert not untutored(text), f"{mutant}, {test}: {untutored(text)}:\n{text}"
 
 
-def test_every_exercise_has_wrong_answers_to_catch():
-    assert {name for name, _, _ in MUTANTS.values()} == set(NAMES)
+def untutored(text: str) -> str:
+    """What keeps a failure's text from being a tutor's note, or ``""`` if nothing does.
+
+    A tutor's note says what was called and what was expected, and its hint names a section
+    of a lesson (``lesson 04, 'The format'``) that exists; it carries none of pytest's own
+    words: no traceback, no ``+ where`` from assertion rewriting, no HTML error page.
+    """
+    for noise in ("Traceback", "\nE  ", "+  where", "assert ", "<!doctype", "<html"):
+        if noise in text:
+            return f"pytest's or a server's noise ({noise.strip()!r})"
+    if "Called " not in text or "Hint: " not in text:
+        return "no 'Called ...' and 'Hint: ...'"
+    named = SECTION.findall(text)
+    if not named:
+        return "its hint names no lesson section (lesson NN, 'Section')"
+    missing = [f"lesson {n}, {title!r}" for n, title in named if title not in sections(n)]
+    return f"it names sections that do not exist: {missing}" if missing else ""
+
+
+SECTION = re.compile(r"lesson (\d\d), '([^']+)'")
+
+
+@functools.cache
+def sections(number: str) -> set[str]:
+    """The sections of lesson ``number``: the bold leads of its text (the page's table of
+    contents) and the headings of its notebook."""
+    from lessons import load_lesson
+    from lessons.pages import text_and_contents
+
+    _, contents = text_and_contents(load_lesson(number).__doc__ or "")
+    titles = {title for _, title in contents}
+    (notebook,) = (ROOT / "notebooks").glob(f"{number}_*.ipynb")
+    for cell in json.loads(notebook.read_text())["cells"]:
+        if cell["cell_type"] == "markdown":
+            for line in "".join(cell["source"]).splitlines():
+                if line.startswith("#"):
+                    titles.add(line.lstrip("#").strip())
+    return titles
+
+
+def test_every_task_has_a_wrong_answer_to_catch():
+    for name in NAMES:
+        tasks = set(re.findall(r"^Task (\d+)\.", (EXERCISES / f"{name}.py").read_text(), re.M))
+        caught = {
+            found[1]
+            for exercise, _, must_fail in MUTANTS.values()
+            if exercise == name
+            for test in must_fail
+            if (found := re.match(r"test_task(\d+)_", test))
+        }
+        assert tasks and tasks <= caught, f"{name}: no wrong answer for tasks {tasks - caught}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_grader_names_a_section_for_every_task(name):
+    tasks = re.findall(r"^Task (\d+)\.", (EXERCISES / f"{name}.py").read_text(), re.M)
+    grader = (EXERCISES / f"test_{name}.py").read_text()
+    listed = ast.literal_eval(grader.split("TASK_SECTIONS = ", 1)[1].split("\n}\n")[0] + "\n}")
+    assert sorted(listed) == sorted(map(int, tasks)), f"{name}: TASK_SECTIONS {listed}"
+
+
+def test_every_section_the_exercises_name_exists():
+    """Hints and reading lists name lesson sections; a renamed section must not leave them
+    pointing at nothing. Strings are read from each file's syntax tree, so a name split over
+    two concatenated literals is read whole."""
+    named = []
+    for path in sorted(EXERCISES.glob("*.py")) + sorted(EXERCISES.glob("solutions/*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                named += [(path.name, n, title) for n, title in SECTION.findall(node.value)]
+    assert len(named) > 40, named
+    missing = [(file, n, title) for file, n, title in named if title not in sections(n)]
+    assert not missing, missing
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_exercise_says_what_to_read_not_which_file_holds_the_answer(name):
+    text = (EXERCISES / f"{name}.py").read_text()
+    docstring = ast.get_docstring(ast.parse(text)) or ""
+    reading = re.search(r"^Read first: (.+?)\n\n", docstring, re.S | re.M)
+    assert reading, f"{name}: its docstring has no 'Read first: ...' paragraph"
+    assert SECTION.search(" ".join(reading[1].split())), f"{name}: 'Read first' names no section"
+    assert "has everything you need" not in docstring and "streamlib/" not in docstring
 
 
 def test_untouched_stubs_say_where_to_start_instead_of_a_wall_of_tracebacks(tmp_path):
+    """A first run, as a learner makes it: every grader on every stub as the course ships it.
+
+    Each failure is one "not started yet" line or a tutor's note; nothing else of pytest's or
+    of the servers' makes it to the screen, and the end says where to start.
+    """
     stub_folder = tmp_path / "stub"
     stub_folder.mkdir()
-    committed_stub("02_stream_a_file", stub_folder)
-    grader = EXERCISES / "test_02_stream_a_file.py"
+    for name in NAMES:
+        committed_stub(name, stub_folder)
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", str(grader), "--exercises-from", str(stub_folder)],
+        [sys.executable, "-m", "pytest", "exercises", "--exercises-from", str(stub_folder), *LEAN],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    shown = done.stdout
+    for noise in ("Traceback", "\nE  ", "+  where", "During handling", "<!doctype", "WARNING"):
+        assert noise not in shown, f"{noise!r} in the output:\n{shown}"
+    failures = re.split(r"\n_{3,} .+ _{3,}\n", shown.split("= FAILURES =")[1])[1:]
+    assert len(failures) > 100
+    for failure in failures:
+        said = failure.split("\n=")[0].strip()
+        assert said.startswith("not started yet: Exercise") or not untutored(said), said
+    progress = shown.split("your progress")[1].splitlines()[1 : len(NAMES) + 1]
+    assert [line.split()[0] for line in progress] == NAMES, shown[-2000:]
+    assert all(line.endswith("not started") for line in progress), progress
+    assert shown.splitlines()[-3:] == [
+        "Start with exercises/01_buffered_vs_streamed.py, Task 1 (its docstring says what to do),",
+        "and grade that task alone as you go:",
+        "    python -m pytest exercises/test_01_buffered_vs_streamed.py -k task1",
+    ], shown[-600:]
+
+
+def test_a_half_done_exercise_shows_the_learners_error_and_where_to_carry_on(tmp_path):
+    folder = tmp_path / "work"
+    folder.mkdir()
+    text = solution("05_chunked_json").replace(
+        '    yield b"["  # Task 2', '    yield "["  # Task 2: a str, where bytes belong'
+    )
+    (folder / "05_chunked_json.py").write_text(text)
+    grader = "exercises/test_05_chunked_json.py"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", grader, "--exercises-from", str(folder), *LEAN],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=300,
     )
-    assert done.stdout.splitlines()[-3:] == [
-        "Start with exercises/02_stream_a_file.py, Task 1 (its docstring says what to do),",
-        "and grade that task alone as you go:",
-        f"    python -m pytest {grader.relative_to(ROOT)} -k task1",
-    ], done.stdout[-600:]
-    assert "Traceback" not in done.stdout and "raise NotImplementedError" not in done.stdout
-    assert done.stdout.count("\nnot started yet: Exercise 02") == 24  # one line per test
+    shown = done.stdout
+    assert "Traceback" not in shown and "\nE  " not in shown, shown
+    assert "TypeError" in shown and "str found" in shown, shown  # what went wrong, in one line
+    assert shown.splitlines()[-1] == f"    python -m pytest {grader} -k task1", shown[-600:]
+    assert "in progress" in shown
+
+
+def test_the_stubs_fingerprints_are_the_committed_stubs(tmp_path):
+    """grading.STUBS tells an untouched stub from work begun (the progress table)."""
+    sys.path.insert(0, str(EXERCISES))
+    try:
+        import grading
+    finally:
+        sys.path.pop(0)
+    committed = {
+        name: grading.stub_sha256(
+            committed_stub(name, tmp_path).joinpath(f"{name}.py").read_bytes()
+        )
+        for name in NAMES
+    }
+    assert committed == grading.STUBS, f"set STUBS in exercises/grading.py to {committed}"

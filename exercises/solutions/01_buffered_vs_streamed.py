@@ -9,14 +9,18 @@ slow database query), builds a whole text report, and only then sends it:
     ...
     total: N rows
 
-Write ``streamed_report``: the same report, but sent as it is made. Lesson 01
-(``lessons/01_buffered_vs_streamed.py`` and its notebook) has everything you need.
+Write ``streamed_report``: the same report, but sent as it is made.
+
+Read first: lesson 01, 'Buffered', 'Streamed', 'Content-Length', 'A generator is lazy' and
+'close()' (the page ``/lessons/1`` of ``python -m lessons``), and notebook 01, where the
+section on ``close()`` runs what Task 3 asks about.
 
 Task 1. Send the report piece by piece: the ``report`` line at once, then each row as
         soon as the cursor gives it, then the ``total`` line. The bytes must be the same
         as ``buffered_report``'s. Never hold the whole report in memory.
 Task 2. Send the right headers: ``Content-Type: text/plain; charset=utf-8`` and no
-        ``Content-Length`` (you don't know it when the headers go out).
+        ``Content-Length`` (you don't know it when the headers go out). Call
+        ``start_response`` in the app, before it returns the body.
 Task 3. Close the cursor however the stream ends: after the last row, and when the
         client leaves early (the server then calls ``close()`` on your iterable). And
         leave nothing open if the server closes your iterable before reading anything.

@@ -3,7 +3,10 @@
 Write ``iter_file``: a generator that sends ``length`` bytes of a file, starting at byte
 ``start``, in chunks of ``chunk_size`` bytes. It is what lets a server send a 1 GiB
 video with 64 KiB of memory, and answer a ``Range`` request for the middle of it.
-Lesson 02 (``lessons/02_stream_a_file.py`` and its notebook) has everything you need.
+
+Read first: lesson 02, 'Constant memory', 'Ranges' and 'Conditional requests' (the page
+``/lessons/2``); lesson 01, 'close()'; and notebook 02, where the preconditions are checked
+in RFC 9110's order.
 
 Task 1. Yield the file's bytes in chunks of exactly ``chunk_size`` bytes (the last chunk
         may be shorter). Never read the whole file into memory.

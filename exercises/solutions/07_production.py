@@ -9,7 +9,9 @@ starts a real gunicorn with it, serving the course's ``/ticks`` and ``/events``:
 The values below are gunicorn's defaults, which suit short requests and starve streams.
 (One gunicorn habit to know: ``worker_class = "sync"`` with ``threads`` above 1 quietly
 runs ``gthread`` instead.)
-Lesson 07 (``lessons/07_production.py`` and its notebook) has everything you need.
+
+Read first: lesson 07, 'Worker classes' and 'Shutdown' (the page ``/lessons/7``), and
+notebook 07, 'Sync workers: one stream at a time'.
 
 Task 1. Hold 200 streams at once in ONE worker process (keep ``workers = 1``): 200 clients
         of ``/events`` connect together and every one gets every event, none waiting.

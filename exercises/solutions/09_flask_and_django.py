@@ -1,7 +1,7 @@
 """Exercise 09: the same streams in Flask and in Django.
 
-Lesson 09 (``lessons/09_flask_and_django.py``, with ``lessons/flask_streams.py`` and
-``lessons/django_streams.py``) has what you need; lessons 04 and 05 have the formats.
+Read first: lesson 09, 'Flask' and 'Django' (the page ``/lessons/9``); the formats are
+lesson 04, 'The format', and lesson 05, 'NDJSON'.
 
 Task 1. ``make_flask_app(log)``: a Flask app whose ``GET /events`` streams the events in
         ``log`` (a list of ``(id, data)`` pairs, oldest first) as Server-Sent Events, with

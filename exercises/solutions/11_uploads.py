@@ -3,8 +3,11 @@
 Write ``save_upload``: the heart of ``PUT /uploads/<name>``. It reads the request body from
 ``environ["wsgi.input"]``, writes it to ``path`` and returns how many bytes it stored and
 their SHA-256. A 1 GiB upload must cost the server a piece's worth of memory, not 1 GiB.
-Lesson 11 (``lessons/11_uploads.py`` and its notebook) has everything you need; raise
-werkzeug's exceptions and the course turns them into clear 4xx answers.
+Raise werkzeug's exceptions and the course turns them into clear 4xx answers.
+
+Read first: lesson 11, 'Where the body ends', 'Refuse before the body comes' and 'Never half
+a file' (the page ``/lessons/11``), and notebook 11, 'Memory: a piece at a time, or the
+whole body'.
 
 Task 1. Store the body. Read it in pieces of at most ``PIECE`` bytes and write each as it
         comes: never ``read()`` without a size. With ``CONTENT_LENGTH`` read exactly that
