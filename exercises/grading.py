@@ -157,6 +157,25 @@ def borrowed(function: Callable, library_function: Callable) -> str:
     return "copied" if copied else ""
 
 
+def require_own_work(function: Callable, library_function: Callable, section: str) -> None:
+    """Fail with a tutor's note if ``function`` is ``library_function``, imported or pasted.
+
+    section: the lesson section that teaches it, as a hint names it: ``lesson 04, 'The format'``.
+    """
+    how = borrowed(function, library_function)
+    library = f"{library_function.__module__}.{library_function.__name__}"
+    if how:
+        raise AssertionError(
+            tutor(
+                f"{function.__name__}, and compared it with {library}",
+                Happened(f"it is the library's, {how}"),
+                f"a {function.__name__} you wrote",
+                f"Task 1 and {section}: writing it is the exercise; the course's own is there"
+                " to compare with once yours passes.",
+            )
+        )
+
+
 def shape(function: Callable) -> str:
     """``function``'s syntax tree without its docstring and with its names numbered."""
     tree = ast.parse(textwrap.dedent(inspect.getsource(function)))

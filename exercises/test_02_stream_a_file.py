@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from grading import Happened, borrowed, tutor
+from grading import Happened, require_own_work, tutor
 
 EXERCISE = "02_stream_a_file"
 # The section each task's hint sends a learner to when no test says more.
@@ -85,14 +85,7 @@ def test_task1_iter_file_is_your_own(exercise, tmp_path):
 
     (tmp_path / "one.bin").write_bytes(b"x")
     list(exercise.iter_file(tmp_path / "one.bin"))  # the stub raises here: not started yet
-    how = borrowed(exercise.iter_file, librarys)
-    assert not how, tutor(
-        "iter_file, and compared it with streamlib.files.iter_file",
-        Happened(f"it is the library's, {how}"),
-        "an iter_file you wrote",
-        "Task 1 and lesson 02, 'Constant memory': writing it is the exercise; the course's own"
-        " is there to compare with once yours passes.",
-    )
+    require_own_work(exercise.iter_file, librarys, "lesson 02, 'Constant memory'")
 
 
 def test_task1_never_holds_the_whole_file(exercise, tmp_path):

@@ -10,7 +10,7 @@ from wsgiref.util import is_hop_by_hop
 import pytest
 import requests
 import sseclient
-from grading import Happened, borrowed, serve_exercise, tutor
+from grading import Happened, require_own_work, serve_exercise, tutor
 
 from streamlib import call_app
 from streamlib.sse import parse_events
@@ -77,14 +77,7 @@ def test_task1_format_event_is_your_own(exercise):
     from streamlib.sse import format_event as librarys
 
     exercise.format_event("x")  # the stub raises here: not started yet
-    how = borrowed(exercise.format_event, librarys)
-    assert not how, tutor(
-        "format_event, and compared it with streamlib.sse.format_event",
-        Happened(f"it is the library's, {how}"),
-        "a format_event you wrote",
-        "Task 1 and lesson 04, 'The format': writing it is the exercise; the course's own is"
-        " there to compare with once yours passes.",
-    )
+    require_own_work(exercise.format_event, librarys, "lesson 04, 'The format'")
 
 
 WHY_REFUSED = {

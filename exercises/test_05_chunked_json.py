@@ -7,7 +7,7 @@ import json
 import tracemalloc
 
 import pytest
-from grading import Happened, borrowed, tutor
+from grading import Happened, require_own_work, tutor
 
 EXERCISE = "05_chunked_json"
 # The section each task's hint sends a learner to when no test says more.
@@ -43,14 +43,7 @@ def test_task1_stream_json_array_is_your_own(exercise):
     from streamlib.json_stream import iter_json_array as librarys
 
     list(exercise.stream_json_array([]))  # the stub raises here: not started yet
-    how = borrowed(exercise.stream_json_array, librarys)
-    assert not how, tutor(
-        "stream_json_array, and compared it with streamlib.json_stream.iter_json_array",
-        Happened(f"it is the library's, {how}"),
-        "a stream_json_array you wrote",
-        "Task 1 and lesson 05, 'A streamed JSON array': writing it is the exercise; the"
-        " course's own is there to compare with once yours passes.",
-    )
+    require_own_work(exercise.stream_json_array, librarys, "lesson 05, 'A streamed JSON array'")
 
 
 def test_task2_sends_the_bracket_and_each_element_as_it_comes(exercise):

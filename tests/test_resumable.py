@@ -32,6 +32,7 @@ pytestmark = pytest.mark.live
 
 PARTIAL = {"Content-Type": "application/partial-upload"}
 BODY_TIMEOUT = 2  # seconds a body may stall here (--body-timeout; 10 unless told)
+SERVERS: dict = {}  # the course each kind of server runs, while its tests run
 
 
 @pytest.fixture(scope="module", params=list(WRITE_SERVER_KINDS))
@@ -40,6 +41,7 @@ def course(request, tmp_path_factory) -> Iterator[tuple[str, Path]]:
     flags = (*WRITE_SERVER_KINDS[request.param], "--uploads", str(folder), "--max-upload", "8M")
     flags += ("--body-timeout", str(BODY_TIMEOUT))
     with spawn_course(*flags) as server:
+        SERVERS[request.param] = server  # for a test's diagnosis: server.log()
         yield server.url, folder, request.param
 
 
@@ -159,6 +161,7 @@ class CuttingProxy:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.cuts = 0
+        self.connections = 0
         self.kept: list[socket.socket] = []  # the silent connections, open until the end
 
     def __enter__(self) -> "CuttingProxy":
@@ -174,6 +177,7 @@ class CuttingProxy:
         with contextlib.suppress(OSError):
             while True:
                 client, _ = self.listener.accept()
+                self.connections += 1
                 server = socket.create_connection(("127.0.0.1", self.target))
                 threading.Thread(target=self.pump, args=(server, client), daemon=True).start()
                 threading.Thread(target=self.upstream, args=(client, server), daemon=True).start()
@@ -224,12 +228,19 @@ def test_tus_js_client_uploads_5_mb_through_a_cut_link_with_its_default_retries(
     port = int(url.rsplit(":", 1)[1])
     with CuttingProxy(port, after=2_000_000, silent=cut == "silent") as proxy:
         endpoint = f"http://127.0.0.1:{proxy.port}/uploads/tus-{cut}.bin"
-        done = subprocess.run(
-            [node, str(TUS_CLIENT / "tus_upload.js"), endpoint, str(source), protocol],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        try:
+            done = subprocess.run(
+                [node, str(TUS_CLIENT / "tus_upload.js"), endpoint, str(source), protocol],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+        except subprocess.TimeoutExpired as stuck:  # say what hung, for the next one to read
+            pytest.fail(
+                f"tus-js-client still running after 60 s; it printed {stuck.stdout!r},"
+                f" {stuck.stderr!r}; the proxy saw {proxy.connections} connections and"
+                f" {proxy.cuts} cut. The server's log ends:\n{SERVERS[_kind].log()[-3000:]}"
+            )
     told = json.loads(done.stdout.strip().splitlines()[-1])
     assert told["ok"], (told, done.stderr)
     assert proxy.cuts == 1 and "/resumable/" in told["url"]
