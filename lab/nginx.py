@@ -164,9 +164,61 @@ def nginx_location(
     return server + "location / {\n" + "".join(f"    {line}\n" for line in lines) + "}"
 
 
+def nginx_stores_uploads(
+    upstream: str, incoming: Path, secret: str, max_body: str = "1g", prefix: str = "/uploads/"
+) -> str:
+    """Return nginx locations that store a ``PUT`` to ``prefix`` themselves, and pass the app
+    the file's path instead of the body (``streamlib.uploads.take_proxy_stored``); every
+    other request under ``prefix`` passes on as :func:`nginx_location` would pass it.
+
+    incoming: the folder nginx writes bodies to, on the same file system as the uploads,
+        so that the app can rename a body into place.
+    secret: sent to the app in ``X-Upload-Secret``, so that it knows the path came from here.
+    max_body: the largest body nginx takes (``client_max_body_size``), checked before the
+        body is read: the app can refuse nothing that nginx has already stored.
+
+    A ``PUT`` goes to the named location ``@stored_by_nginx`` (``return 418`` with
+    ``error_page``, the usual way to pick a location by method): there
+    ``client_body_in_file_only clean`` stores the whole body in a file and removes it once
+    the request is done, if the app has not renamed it; ``proxy_pass_request_body off``
+    sends the app the headers alone, with the path in ``X-Upload-File``
+    (``$request_body_file``). Both locations set the two headers, so a client cannot send
+    its own.
+    """
+    return f"""location {prefix} {{
+    client_max_body_size {max_body};
+    proxy_request_buffering off;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_set_header Host $http_host;
+    proxy_set_header X-Upload-Secret "";
+    proxy_set_header X-Upload-File "";
+    error_page 418 = @stored_by_nginx;
+    if ($request_method = PUT) {{ return 418; }}
+    proxy_pass {upstream};
+}}
+location @stored_by_nginx {{
+    client_max_body_size {max_body};
+    client_body_in_file_only clean;
+    client_body_temp_path {incoming};
+    proxy_pass_request_body off;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_set_header Content-Length "";
+    proxy_set_header Host $http_host;
+    proxy_set_header X-Upload-File $request_body_file;
+    proxy_set_header X-Upload-Secret {secret};
+    proxy_pass {upstream};
+}}"""
+
+
 @contextmanager
 def https_proxy(
-    upstream: str, *, port: int | None = None, certificate: CertificateFiles | None = None
+    upstream: str,
+    *,
+    port: int | None = None,
+    certificate: CertificateFiles | None = None,
+    stores_uploads: tuple[Path, str, str] | None = None,
 ) -> Iterator[ServerProcess]:
     """nginx in front of ``upstream`` (the course's URL): HTTPS and HTTP/2 to browsers,
     HTTP/1.1 to the course, with lesson 07's config for streams and lesson 11's for uploads.
@@ -174,6 +226,8 @@ def https_proxy(
     port: the port nginx listens on; a free one by default.
     certificate: the files to serve; by default a fresh one for localhost, signed by the
         course's CA (``lab.certs.localhost_certificate``).
+    stores_uploads: ``(incoming, secret, max_body)``: nginx stores each ``PUT`` to
+        ``/uploads/`` itself (:func:`nginx_stores_uploads`).
     """
     # Request bodies pass on as they come, and the course's own cap answers (lesson 11).
     location = nginx_location(
@@ -184,6 +238,9 @@ def https_proxy(
         request_buffering=False,
         max_body="0",
     )
+    if stores_uploads is not None:
+        incoming, secret, max_body = stores_uploads
+        location = nginx_stores_uploads(upstream, incoming, secret, max_body) + "\n" + location
     files = certificate or localhost_certificate()
     with spawn_nginx(location, tls=files, port=port) as nginx:
         yield nginx

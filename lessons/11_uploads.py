@@ -175,6 +175,7 @@ from streamlib.resumable import (
 from streamlib.sse import SSE_HEADERS, event_stream, format_event
 from streamlib.uploads import (
     PIECE,
+    PROXY_FILE,
     STALL_SECONDS,
     CountingInput,
     InsufficientStorage,
@@ -189,6 +190,7 @@ from streamlib.uploads import (
     require_room,
     storage_errors,
     store_body,
+    take_proxy_stored,
     temporary_beside,
 )
 
@@ -227,6 +229,12 @@ def plain_name(name: str) -> str:
             f" most 128 characters; got {name[:40]!r}"
         )
     return name
+
+
+def incoming_folder(environ: dict) -> Path:
+    """Where nginx stores request bodies for the app to take (``--nginx-stores-uploads``):
+    a hidden folder inside the upload folder, so that a rename moves a body into place."""
+    return upload_folder(environ) / ".incoming"
 
 
 def upload_path(environ: dict) -> Path:
@@ -280,6 +288,11 @@ def put_upload(environ: dict, start_response: Callable) -> list[bytes]:
     if "HTTP_UPLOAD_COMPLETE" in environ:
         return create_resumable(environ, start_response)
     path = upload_path(environ)
+    if environ.get(PROXY_FILE):  # nginx stored the body (--nginx-stores-uploads)
+        existed, secret = path.exists(), environ.get("course.proxy_secret", "")
+        stored = take_proxy_stored(environ, path, incoming_folder(environ), secret)
+        fields = {"name": path.name, "size": stored.size, "sha256": stored.sha256}
+        return send_json(start_response, "200 OK" if existed else "201 Created", fields)
     piece = int_param(Request(environ).args, "piece", PIECE, 4096, 8 * 1024 * 1024)
     timeline = {"called_at": time.time()}
 

@@ -14,6 +14,7 @@ import argparse
 import errno
 import importlib.util
 import os
+import secrets
 import shlex
 import signal
 import socket
@@ -29,6 +30,7 @@ from lab.nginx import https_proxy
 from lab.serving import unwind_on_sigterm
 from lessons import lesson_names, load_lessons
 from lessons.course import build_app
+from lessons.folders import upload_folder
 from lessons.index_page import curl_commands
 from lessons.routes import Lesson, Route
 from streamlib.origins import is_loopback, normalize_host
@@ -182,6 +184,12 @@ def make_parser(description: str, prog: str = "python -m lessons") -> argparse.A
     )
     parser.add_argument("--https-port", type=int, default=8443, help="nginx's port for --https")
     parser.add_argument(
+        "--nginx-stores-uploads",
+        action="store_true",
+        help="with --https: nginx stores each PUT to /uploads/ itself, and the app only"
+        " renames the file into place (lesson 11)",
+    )
+    parser.add_argument(
         "--redis",
         metavar="URL",
         type=redis_url,
@@ -294,6 +302,10 @@ def read_command_line(
         )
     if "--https-port" in given and not args.https:
         parser.error("--https-port is nginx's port for --https: add --https")
+    if args.nginx_stores_uploads and not args.https:
+        parser.error("--nginx-stores-uploads: nginx runs with --https only; add --https")
+    # What proves to the app that a stored body's path came from its own nginx (lesson 11)
+    args.proxy_secret = secrets.token_urlsafe(24) if args.nginx_stores_uploads else None
     return args, implied
 
 
@@ -342,7 +354,12 @@ def serve_lessons(
     if not args.https:
         serve_with(lessons, args)
         return
-    with https_proxy(base, port=args.https_port) as proxy:
+    stores = None
+    if args.nginx_stores_uploads:
+        incoming = upload_folder(course_settings(args)) / ".incoming"
+        incoming.mkdir(mode=0o700, exist_ok=True)
+        stores = (incoming, args.proxy_secret, str(args.max_upload))
+    with https_proxy(base, port=args.https_port, stores_uploads=stores) as proxy:
         print(https_note(proxy.url.replace("127.0.0.1", "localhost")), flush=True)
         unwind_on_sigterm()  # so that nginx is stopped too
         serve_with(lessons, args, become=False)
@@ -417,6 +434,7 @@ def course_settings(args: argparse.Namespace) -> dict[str, Any]:
         "course.upload_expiry": args.upload_expiry,
         "course.body_timeout": args.body_timeout,
         "course.redis": args.redis,
+        "course.proxy_secret": getattr(args, "proxy_secret", None),
         "course.allow_hosts": tuple(served_names(args)),
         "course.cors": tuple(args.cors),
     }
@@ -513,6 +531,8 @@ def become_gunicorn(
         env["STREAMLIB_BODY_TIMEOUT"] = str(args.body_timeout)
     if args.redis:
         env["STREAMLIB_REDIS"] = args.redis
+    if getattr(args, "proxy_secret", None):
+        env["STREAMLIB_PROXY_SECRET"] = args.proxy_secret
     if names := served_names(args):
         env["STREAMLIB_ALLOW_HOSTS"] = ",".join(names)
     if args.cors:

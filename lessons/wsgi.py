@@ -11,6 +11,8 @@ bytes, and the seconds an unfinished upload is kept (``--uploads``, ``--max-uplo
 ``--upload-expiry``); ``STREAMLIB_BODY_TIMEOUT``, the seconds a request body may stall
 (``--body-timeout``);
 ``STREAMLIB_REDIS``, the Redis broker of lesson 08 (``--redis``);
+``STREAMLIB_PROXY_SECRET``, what nginx sends with the path of a body it stored
+(``--nginx-stores-uploads``; the course makes a new one each run);
 ``STREAMLIB_ALLOW_HOSTS``, host names to answer besides loopback (``--allow-host``);
 ``STREAMLIB_CORS``, origins whose pages may read and post (``--cors``); and
 ``STREAMLIB_LESSONS``, which lessons to mount, such as ``04_server_sent_events``. The
@@ -37,6 +39,7 @@ settings = {
         ("course.upload_expiry", int(os.environ.get("STREAMLIB_UPLOAD_EXPIRY") or 0)),
         ("course.body_timeout", int(os.environ.get("STREAMLIB_BODY_TIMEOUT") or 0)),
         ("course.redis", os.environ.get("STREAMLIB_REDIS")),
+        ("course.proxy_secret", os.environ.get("STREAMLIB_PROXY_SECRET")),
         ("course.allow_hosts", listed("STREAMLIB_ALLOW_HOSTS")),
         ("course.cors", listed("STREAMLIB_CORS")),
     ]

@@ -40,6 +40,17 @@ What arrived is what was sent. A client may send the body's SHA-256 in ``Content
 (RFC 9530: ``Content-Digest: sha-256=:BASE64:``); :func:`store_body` compares it with what
 came before the file takes its place, and a body that differs is refused (400).
 
+Stored by nginx, moved by the app. In production the fastest way to take an upload is not
+to read it in Python at all: nginx in front stores the body itself, at its own speed and
+in its own event loop (``client_body_in_file_only``), and passes the app the file's path
+in a header instead of the body. The app checks that the header came from its nginx (a
+secret only the two know: a client that reaches the app directly could otherwise name any
+file) and that the path lies in nginx's folder, then renames the file into place
+(:func:`take_proxy_stored`): constant memory, and the worker busy for a rename, not for the
+transfer. nginx removes the file afterwards if the app did not take it
+(``client_body_in_file_only clean``). Lesson 11 shows the configuration
+(``lab.nginx.nginx_stores_uploads``).
+
 When the disk says no. A full disk (``ENOSPC``, or a quota: ``EDQUOT``) is not the app's
 bug, so not a 500: it is ``507 Insufficient Storage`` (RFC 4918 section 11.5), decided
 before a byte is read when the body's length is declared (:func:`require_room`), and
@@ -55,6 +66,7 @@ import binascii
 import contextlib
 import errno
 import hashlib
+import hmac
 import os
 import re
 import socket
@@ -68,6 +80,7 @@ from werkzeug import exceptions
 from werkzeug.exceptions import (
     BadRequest,
     Conflict,
+    Forbidden,
     HTTPException,
     LengthRequired,
     RequestEntityTooLarge,
@@ -94,7 +107,7 @@ class Stored:
 
     path: Path
     size: int
-    sha256: str
+    sha256: str | None  # None: stored by nginx and not read by the app (take_proxy_stored)
 
 
 def declared_length(environ: dict) -> int | None:
@@ -261,6 +274,49 @@ def store_body(
             raise BadRequest(f"the body's SHA-256 is {digest.hexdigest()}, not {expected}")
         replace_durably(file, temporary, path)
     return Stored(path, size, digest.hexdigest())
+
+
+PROXY_FILE = "HTTP_X_UPLOAD_FILE"  # the path of the body nginx stored ($request_body_file)
+PROXY_SECRET = "HTTP_X_UPLOAD_SECRET"  # what proves that nginx, not a client, sent it
+
+
+def take_proxy_stored(environ: dict, path: Path, incoming: Path, secret: str) -> Stored | None:
+    """Move the body that nginx stored for this request to ``path``; None if nginx did not
+    store one (then read the body with :func:`store_body`).
+
+    incoming: nginx's ``client_body_temp_path``, on the same file system as ``path`` (a
+        rename cannot cross file systems).
+    secret: the value nginx sends in ``X-Upload-Secret``; a request that names a file
+        without it is refused (403): only nginx may point the app at a file.
+
+    The file must be a plain file directly in ``incoming``; it is ``fsync``-ed, then renamed
+    into place, as :func:`store_body` does with its own. Its SHA-256 is computed only when
+    the client sent ``Content-Digest`` to check (nginx hashes nothing, and hashing 1 GiB
+    costs about as long as storing it), so ``sha256`` is None otherwise. Raises
+    ``Forbidden`` (403), ``BadRequest`` (400) for a path outside ``incoming`` or a digest
+    that differs, and ``Conflict`` (409) when ``path`` is a folder or a link.
+    """
+    named = environ.get(PROXY_FILE, "")
+    if not named:
+        return None
+    sent = environ.get(PROXY_SECRET, "").encode()
+    if not secret or not hmac.compare_digest(sent, secret.encode()):
+        raise Forbidden("X-Upload-File is for the server's own nginx to send")
+    stored = Path(os.path.normpath(named))
+    try:
+        mode = os.lstat(stored).st_mode
+    except FileNotFoundError:
+        mode = 0
+    if stored.parent != incoming or not stat.S_ISREG(mode):
+        raise BadRequest("X-Upload-File: not a file in the folder nginx stores bodies in")
+    expected = sent_sha256(environ)
+    digest = file_sha256(stored, 1024 * 1024) if expected is not None else None
+    if digest != expected:
+        raise BadRequest(f"the body's SHA-256 is {digest}, not {expected}")
+    refuse_non_file(path)
+    with storage_errors(path), stored.open("rb") as file:
+        replace_durably(file, stored, path)
+    return Stored(path, path.stat().st_size, digest)
 
 
 @contextlib.contextmanager

@@ -398,10 +398,12 @@ def test_the_asgi_clock_sends_lesson_04s_events(asgi_server):
     assert rebound.status_code == 403 and "'evil.example'" in rebound.text
 
 
-def cleanup_after_leaving(url: str) -> float:
+def cleanup_after_leaving(url: str) -> tuple[float, float]:
     """Seconds from a client's leaving a quiet stream (``url``: heartbeats every second,
-    no event for a minute) until the server's ``/stats`` shows it closed."""
+    no event for a minute) until the server's ``/stats`` shows it closed; and the seconds
+    the client held the stream before it left."""
     base = url.split("/events")[0]
+    began = time.monotonic()
     response = requests.get(url, stream=True, timeout=10)
     next(response.iter_content(chunk_size=None))  # the hello comment
     response.close()
@@ -409,7 +411,7 @@ def cleanup_after_leaving(url: str) -> float:
     while requests.get(base + "/stats", timeout=5).json()["open_streams"]:
         assert time.monotonic() - left < 5, "the stream outlived its client by 5 s"
         time.sleep(0.02)
-    return time.monotonic() - left
+    return time.monotonic() - left, left - began
 
 
 @pytest.mark.live
@@ -417,11 +419,14 @@ def test_asgi_learns_at_once_that_its_client_left_wsgi_at_the_second_write(
     asgi_server, course_process
 ):
     quiet = "/events?interval=60&heartbeat=1"
-    asgi = cleanup_after_leaving(asgi_server.url + quiet)
-    wsgi = cleanup_after_leaving(course_process.url + quiet)
+    asgi, _ = cleanup_after_leaving(asgi_server.url + quiet)
+    wsgi, held = cleanup_after_leaving(course_process.url + quiet)
     assert asgi < 0.5, f"uvicorn's http.disconnect: closed {asgi:.2f} s after the client left"
-    # the first heartbeat after the close is written without error, the second fails
-    assert 0.9 < wsgi < 2.5, f"WSGI: closed {wsgi:.2f} s after the client left"
+    # The first heartbeat after the close is written without error, the second fails. A
+    # client slowed down past the first heartbeat (a loaded machine) closes with it unread,
+    # which sends a reset at once: then the next heartbeat already fails.
+    earliest = 0.9 if held < 0.8 else 0.0
+    assert earliest < wsgi < 2.5, f"WSGI: closed {wsgi:.2f} s after the client left ({held=:.2f})"
 
 
 @pytest.mark.live
