@@ -183,7 +183,9 @@ def nginx_stores_uploads(
     the request is done, if the app has not renamed it; ``proxy_pass_request_body off``
     sends the app the headers alone, with the path in ``X-Upload-File``
     (``$request_body_file``). Both locations set the two headers, so a client cannot send
-    its own.
+    its own. ``client_body_buffer_size 1m``: nginx writes the file in pieces of its body
+    buffer, 8 KiB by default on x86-64, and 1 MiB pieces stored a 1 GiB upload twice as
+    fast (bench 11; nginx alone gains the same way).
     """
     return f"""location {prefix} {{
     client_max_body_size {max_body};
@@ -200,6 +202,7 @@ def nginx_stores_uploads(
 location @stored_by_nginx {{
     client_max_body_size {max_body};
     client_body_in_file_only clean;
+    client_body_buffer_size 1m;
     client_body_temp_path {incoming};
     proxy_pass_request_body off;
     proxy_http_version 1.1;

@@ -5,12 +5,11 @@
 Django's ``request.body`` hold the whole body in memory before the first byte is stored:
 ``PUT /uploads-buffered/NAME`` does that, and a 64 MiB upload raises the server's peak
 memory by 64 MiB (a test measures it; the notebook goes to 128 MiB, the bench to 1 GiB:
-1,032 MiB). ``PUT /uploads/NAME`` reads 64 KiB at a time and writes each piece as it
-comes (``streamlib.uploads.store_body``): 1 GiB moved the dev server's peak by 0.1 MiB and
-gunicorn's by under 9 MiB, and the dev server stored it at two thirds of the speed of
-nginx storing the same upload (522 MB/s; bench 11).
-``?piece=`` sets the size: a piece is what must arrive before the app sees any of it, and
-under gunicorn larger pieces go faster (its reader copies what it holds at every read).
+1,034.5 MiB). ``PUT /uploads/NAME`` reads 1 MiB at a time and writes each piece as it
+comes (``streamlib.uploads.store_body``): 1 GiB moved the dev server's peak by 1.9 MiB and
+gunicorn's by 7.7 MiB at most, and the dev server stored it at 0.94 of the speed of nginx
+storing the same upload (994 MB/s; bench 11). ``?piece=`` sets the size: a piece is what
+must arrive before the app sees any of it, and small pieces cost time (below).
 
 **Where the body ends.** With ``Content-Length`` the app reads exactly that many bytes
 (reading past it may wait forever). A ``Transfer-Encoding: chunked`` body has no length:
@@ -103,6 +102,37 @@ raised to the app's cap. The course's dev server gives a request 10 s, and a sec
 for every 64 KiB that arrives (lesson 07's deadline, which a trickling client must not
 dodge and a large upload must not hit).
 
+**Where the time goes.** nginx storing an upload does two things: it receives the bytes and
+writes them to a file (39% and 55% of its time in a profile of a 1 GiB upload, with
+``perf``). The course's servers do both, and two things more. They hash every byte (SHA-256,
+for the answer and for ``Content-Digest``: about half a second a GiB here, with the
+processor's SHA instructions; nginx hashes nothing). And under gunicorn, its body reader
+copies what it holds into a new buffer of about 1 MiB at every ``read``; glibc hands a
+buffer that large back to the kernel when it is freed, and the next one is faulted in page
+by page: read 64 KiB at a time, a gunicorn worker spent about half its time in page faults
+(a million or more a GiB; nginx, 2). So ``store_body`` reads 1 MiB at a time, and the course
+starts gunicorn with ``MALLOC_MMAP_THRESHOLD_=4194304 MALLOC_TRIM_THRESHOLD_=33554432``
+(``mallopt(3)``: freed buffers stay in the heap, up to 32 MiB of them, and are reused; the
+command it prints shows them). A 1 GiB upload, against nginx at its defaults (bench 11): the
+dev server 0.94, gunicorn sync 0.90 (0.72 read 64 KiB at a time), gthread 0.80, gevent 0.68,
+the fan-out worker 0.94.
+
+**nginx stores it, the app renames it.** The setup for production takes the body off the
+workers altogether: nginx in front stores each ``PUT`` itself, at its own speed and in its
+own event loop, and passes the app the file's path instead of the body
+(``lab.nginx.nginx_stores_uploads``: ``client_body_in_file_only clean``,
+``proxy_pass_request_body off``, the path in ``X-Upload-File``). The app checks a secret
+that only it and its nginx know (a client that reached the app directly could otherwise name
+any file: 403) and that the file lies in nginx's folder (400), then ``fsync``-s it and
+renames it into place (``streamlib.uploads.take_proxy_stored``): the worker is busy for a
+rename. Its answer has no SHA-256 unless the client sent ``Content-Digest`` to check: the
+app never read the body. nginx's folder must be on the file system of the uploads (a rename
+cannot cross them), and nginx removes a body the app did not take. With a 1 MiB body buffer
+(nginx writes the file in pieces of it; 8 KiB by default) a 1 GiB upload stored at 1,881
+MB/s, 1.96 of nginx at its defaults and as fast as nginx alone with the same buffer (1,843),
+and the memory of nginx and the worker together rose by 1.0 MiB (bench 11). ``python -m
+lessons --https --nginx-stores-uploads`` runs it.
+
 Uploads go to ``uploads/`` in the folder ``/files/`` serves (so ``/files/uploads/NAME``
 sends one back, with lesson 02's ranges), or to ``--uploads DIR``.
 
@@ -174,9 +204,9 @@ from streamlib.resumable import (
 )
 from streamlib.sse import SSE_HEADERS, event_stream, format_event
 from streamlib.uploads import (
-    PIECE,
     PROXY_FILE,
     STALL_SECONDS,
+    STORE_PIECE,
     CountingInput,
     InsufficientStorage,
     acceptable_length,
@@ -293,7 +323,7 @@ def put_upload(environ: dict, start_response: Callable) -> list[bytes]:
         stored = take_proxy_stored(environ, path, incoming_folder(environ), secret)
         fields = {"name": path.name, "size": stored.size, "sha256": stored.sha256}
         return send_json(start_response, "200 OK" if existed else "201 Created", fields)
-    piece = int_param(Request(environ).args, "piece", PIECE, 4096, 8 * 1024 * 1024)
+    piece = int_param(Request(environ).args, "piece", STORE_PIECE, 4096, 8 * 1024 * 1024)
     timeline = {"called_at": time.time()}
 
     def note_arrival(count: int) -> None:
@@ -727,7 +757,8 @@ def progress_events(
 
 def slow_upload(url: str, pieces: int = 10, gap: float = 0.1, piece: int = 64 * 1024) -> dict:
     """PUT ``pieces`` pieces of ``piece`` bytes to ``url`` (an ``/uploads/<name>`` URL),
-    ``gap`` seconds apart, as a chunked body, like a client on a slow link.
+    ``gap`` seconds apart, as a chunked body, like a client on a slow link; the app reads
+    pieces of the same size (``?piece=``), so that it sees each one as it comes.
 
     Returns the server's answer with its timeline made relative to the moment the client
     began: ``called_after`` (when the app was called), ``first_byte_after`` and
@@ -743,7 +774,7 @@ def slow_upload(url: str, pieces: int = 10, gap: float = 0.1, piece: int = 64 * 
             yield bytes([number % 256]) * piece
 
     began = time.time()
-    answer = requests.put(url, data=body(), timeout=60)
+    answer = requests.put(url, params={"piece": piece}, data=body(), timeout=60)
     answer.raise_for_status()
     stored = answer.json()
     for moment in ("called", "first_byte", "last_byte"):

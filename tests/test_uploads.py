@@ -10,7 +10,7 @@ import requests
 from werkzeug.exceptions import BadRequest, LengthRequired, RequestEntityTooLarge
 
 from lab import serve
-from streamlib.uploads import PIECE, body_pieces, store_body
+from streamlib.uploads import STORE_PIECE, body_pieces, store_body
 
 MIB = 1024 * 1024
 
@@ -55,7 +55,7 @@ def test_a_chunked_body_past_the_cap_is_a_413_and_leaves_nothing(tmp_path):
     body = CountingInput(3 * MIB)
     with pytest.raises(RequestEntityTooLarge):
         store_body(environ_for(body, None, terminated=True), tmp_path / "big", MIB)
-    assert body.served <= MIB + PIECE and list(tmp_path.iterdir()) == []
+    assert body.served <= MIB + STORE_PIECE and list(tmp_path.iterdir()) == []
 
 
 def test_a_client_that_stops_halfway_leaves_the_old_file_as_it_was(tmp_path):
@@ -111,7 +111,7 @@ def test_storing_64_mib_holds_a_piece_at_a_time(tmp_path):
     finally:
         tracemalloc.stop()
     assert stored.size == 64 * MIB and (tmp_path / "f").stat().st_size == 64 * MIB
-    assert peak < 4 * PIECE, f"peak {peak} bytes while storing 64 MiB"
+    assert peak < 4 * STORE_PIECE, f"peak {peak} bytes while storing 64 MiB"
 
 
 @pytest.mark.live
