@@ -6,8 +6,9 @@ scale are in ``bench/results/README.md``.
 
 **One flag.** ``python -m lessons --server gunicorn`` serves the course under gunicorn,
 the production server, with the gevent worker (why: below). It prints the plain command
-it becomes::
+it becomes (the two glibc settings first: lesson 11, 'Where the time goes')::
 
+    MALLOC_MMAP_THRESHOLD_=4194304 MALLOC_TRIM_THRESHOLD_=33554432 \\
     gunicorn --bind 127.0.0.1:8000 --worker-class gevent --workers 1 \\
         --worker-connections 1000 --timeout 30 --graceful-timeout 3 \\
         --no-control-socket lessons.wsgi:app

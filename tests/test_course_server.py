@@ -231,7 +231,8 @@ def test_under_gunicorn_a_lesson_alone_prints_and_runs_the_plain_gunicorn_comman
     assert ticks.text == "tick 0\ntick 1\n"
     assert other_lesson.status_code == 404
     assert (
-        "Running: STREAMLIB_LESSONS=03_manual_chunks gunicorn --bind 127.0.0.1:"
+        "Running: MALLOC_MMAP_THRESHOLD_=4194304 MALLOC_TRIM_THRESHOLD_=33554432"
+        " STREAMLIB_LESSONS=03_manual_chunks gunicorn --bind 127.0.0.1:"
         f"{port} --worker-class gevent --workers 1 --worker-connections 1000" in server.log()
     )
     assert "Using worker: gevent" in server.log()  # the course's default (lesson 07: why)
