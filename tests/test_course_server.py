@@ -314,8 +314,10 @@ def test_the_gunicorn_command_shown_everywhere_is_the_one_run():
     """docs/server.md, lesson 07 and lessons/wsgi.py show the command python -m lessons
     prints."""
     from lab import gunicorn_args
+    from lessons.cli import GLIBC_HEAP
 
-    printed = "gunicorn " + " ".join(
+    heap = " ".join(f"{name}={value}" for name, value in GLIBC_HEAP.items())
+    printed = f"{heap} gunicorn " + " ".join(
         gunicorn_args(
             "lessons.wsgi:app",
             worker_class="gevent",
