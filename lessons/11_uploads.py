@@ -110,12 +110,14 @@ processor's SHA instructions; nginx hashes nothing). And under gunicorn, its bod
 copies what it holds into a new buffer of about 1 MiB at every ``read``; glibc hands a
 buffer that large back to the kernel when it is freed, and the next one is faulted in page
 by page: read 64 KiB at a time, a gunicorn worker spent about half its time in page faults
-(a million or more a GiB; nginx, 2). So ``store_body`` reads 1 MiB at a time, and the course
-starts gunicorn with ``MALLOC_MMAP_THRESHOLD_=4194304 MALLOC_TRIM_THRESHOLD_=33554432``
-(``mallopt(3)``: freed buffers stay in the heap, up to 32 MiB of them, and are reused; the
-command it prints shows them). A 1 GiB upload, against nginx at its defaults (bench 11): the
-dev server 0.94, gunicorn sync 0.90 (0.72 read 64 KiB at a time), gthread 0.80, gevent 0.68,
-the fan-out worker 0.94.
+(perf), faulting in several times the body's pages (nginx: 2 faults in all); with the
+settings below, under a tenth of the body's pages (a test counts them, 64 MiB on a sync
+worker). So ``store_body`` reads 1 MiB at a time, and the course starts gunicorn with
+``MALLOC_MMAP_THRESHOLD_=4194304 MALLOC_TRIM_THRESHOLD_=33554432`` (``mallopt(3)``: freed
+buffers stay in the heap, up to 32 MiB of them, and are reused; the command it prints shows
+them). A 1 GiB upload, against nginx at its defaults (bench 11): the dev server 0.94,
+gunicorn sync 0.90 (0.72 read 64 KiB at a time), gthread 0.80, gevent 0.68, the fan-out
+worker 0.94.
 
 **nginx stores it, the app renames it.** The setup for production takes the body off the
 workers altogether: nginx in front stores each ``PUT`` itself, at its own speed and in its

@@ -169,3 +169,21 @@ def test_the_course_with_https_and_nginx_storing_uploads(server, tmp_path):
     assert answer.status_code == 201 and answer.json()["sha256"] is None, answer.text
     assert (tmp_path / "via-nginx.bin").read_bytes() == data
     assert list((tmp_path / ".incoming").iterdir()) == []
+
+
+@pytest.mark.live
+def test_under_gunicorn_without_nginx_a_named_file_is_refused(tmp_path):
+    """A client that reaches gunicorn itself, where no nginx stores anything (no secret):
+    naming a file is a 403, and the file stays where it is."""
+    victim = tmp_path / "elsewhere.bin"
+    victim.write_bytes(b"keep me")
+    uploads = tmp_path / "uploads"
+    flags = ("--server", "gunicorn", "--worker-class", "gevent", "--uploads", str(uploads))
+    with spawn_course(*flags) as course:
+        answer = requests.put(
+            f"{course.url}/uploads/taken.bin",
+            headers={"X-Upload-File": str(victim), "X-Upload-Secret": ""},
+            timeout=10,
+        )
+    assert answer.status_code == 403, answer.text
+    assert victim.read_bytes() == b"keep me" and not (uploads / "taken.bin").exists()
